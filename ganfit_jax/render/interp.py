@@ -1,0 +1,28 @@
+"""Per-pixel interpolation of vertex and triangle-corner attributes."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ganfit_jax.render.raster import Framebuffer
+
+
+def interpolate(bary, fb: Framebuffer, attributes, corner_index):
+  """Interpolates attributes over the visible triangles.
+
+  Args:
+    bary: (H, W, 3) barycentrics from ``rasterize.barycentrics``.
+    fb: the framebuffer.
+    attributes: (N, C) values; N vertices (with ``corner_index = triangles``) or
+      N per-corner values such as UVs (with ``corner_index = uv_triangles``), so
+      that UV seams interpolate correctly.
+    corner_index: (F, 3) int rows of ``attributes`` for each triangle corner.
+
+  Returns:
+    (H, W, C) interpolated values, 0 where there is no coverage.
+  """
+  if attributes.ndim != 2:
+    raise ValueError(f"attributes must be (N, C), got {attributes.shape}")
+  vals = attributes[corner_index[fb.triangle_id]]  # (H, W, 3, C)
+  out = jnp.einsum("hwk,hwkc->hwc", bary, vals)
+  return jnp.where(fb.mask[..., None], out, 0.0)

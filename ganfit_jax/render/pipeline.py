@@ -1,0 +1,73 @@
+"""The whole image-formation chain for one example; ``jax.vmap`` it for batches.
+
+project -> rasterize (no gradient) -> barycentrics -> interpolate UV / normal /
+position -> sample texture -> Phong -> composite.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from ganfit_jax import camera as camera_lib
+from ganfit_jax import morphable
+from ganfit_jax.render import compose, interp as interp_lib, raster as rast_lib, shading, texture as tex_lib
+
+
+class RenderOutput(NamedTuple):
+  """image (H,W,3) composited render; mask (H,W) bool; albedo (H,W,3) unlit texture;
+  shaded (H,W,3) lit colour before compositing; uv (H,W,2); normals (H,W,3);
+  framebuffer: the rasteriser's Framebuffer."""
+
+  image: jnp.ndarray
+  mask: jnp.ndarray
+  albedo: jnp.ndarray
+  shaded: jnp.ndarray
+  uv: jnp.ndarray
+  normals: jnp.ndarray
+  framebuffer: rast_lib.Framebuffer
+
+
+def render(vertices, triangles, uv, uv_triangles, texture, camera, light, background=None, *,
+           height: int, width: int, specular: float = 0.0, shininess: float = 20.0,
+           cull_backfaces: bool = True, levels=None) -> RenderOutput:
+  """Renders a textured mesh.
+
+  Args:
+    vertices: (V, 3) world positions (mm).
+    triangles: (F, 3) vertex indices.
+    uv: (T, 2) texture coordinates; uv_triangles: (F, 3) indices into uv.
+    texture: (T_h, T_w, 3) UV texture (any range; [0, 1] for images).
+    camera: (10,) camera vector (``ganfit_jax.camera``).
+    light: (9,) light vector (``render.shading``).
+    background: (H, W, 3) image behind the face; zeros if None.
+    height, width: output size (static).
+    specular, shininess: Phong specular term (0 disables).
+    cull_backfaces, levels: see ``raster.rasterize``.
+  """
+  if background is None:
+    background = jnp.zeros((height, width, 3), texture.dtype)
+  if background.shape != (height, width, 3):
+    raise ValueError(f"background must be ({height}, {width}, 3), got {background.shape}")
+  xy, depth = camera_lib.project(camera, vertices, height, width)
+  fb = rast_lib.rasterize(xy, depth, triangles, height, width, cull_backfaces=cull_backfaces,
+                          levels=levels)
+  bary = rast_lib.barycentrics(fb, xy, depth, triangles)
+  pix_uv = interp_lib.interpolate(bary, fb, uv, uv_triangles)
+  vn = morphable.vertex_normals(vertices, triangles)
+  normals = interp_lib.interpolate(bary, fb, vn, triangles)
+  positions = interp_lib.interpolate(bary, fb, vertices, triangles)
+  albedo = tex_lib.sample(texture, pix_uv, fb.mask)
+  eye = camera_lib.split(camera)[0]
+  shaded = shading.phong(albedo, normals, positions, light, eye, specular=specular, shininess=shininess)
+  image = compose.composite(shaded, fb.mask, background)
+  return RenderOutput(image=image, mask=fb.mask, albedo=albedo, shaded=shaded, uv=pix_uv,
+                      normals=normals, framebuffer=fb)
+
+
+def render_model(model, shape, expression, texture, camera, light, background=None, **kw) -> RenderOutput:
+  """:func:`render` for a morphable model's mesh with the given coefficients."""
+  verts = morphable.vertices(model, shape, expression)
+  return render(verts, model.triangles, model.uv, model.uv_triangles, texture, camera, light,
+                background, **kw)

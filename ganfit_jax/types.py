@@ -1,0 +1,153 @@
+"""Pytrees shared by every stage: the morphable model and the fitted parameters.
+
+Units: model coordinates are millimetres in the model frame (x to the face's
+left as seen by a viewer facing it, y up, z out of the face towards the viewer).
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jaxtyping import Array, Float, Int, Bool
+
+# Shape aliases used in signatures and docstrings.
+Vertices = Float[Array, "V 3"]
+Triangles = Int[Array, "F 3"]
+Image = Float[Array, "H W C"]
+
+CAMERA_SIZE = 10  # position (3), look-at (3), up (3), focal length (1)
+LIGHT_SIZE = 9  # point-light position (3), point-light colour (3), ambient colour (3)
+
+# How expression coefficients are meant to be read.
+EXPRESSION_GAUSSIAN = "gaussian"  # ~N(0, 1) PCA coefficients (BFM, FLAME, LSFM)
+EXPRESSION_BLENDSHAPE = "blendshape"  # ARKit-style activations in [0, 1] (ICT-FaceKit)
+
+
+@struct.dataclass
+class MorphableModel:
+  """A linear 3D morphable model ``S = mean + id_basis . shape + exp_basis . expression``.
+
+  Attributes:
+    mean: (V, 3) mean (neutral) mesh in millimetres.
+    id_basis: (K_id, V, 3) identity basis, scaled so shape coefficients are ~N(0, 1).
+    exp_basis: (K_exp, V, 3) expression basis. For ``expression_kind ==
+      'gaussian'`` coefficients are ~N(0, 1); for ``'blendshape'`` they are
+      activations in [0, 1] (ICT-FaceKit / ARKit).
+    triangles: (F, 3) int32 vertex indices, counter-clockwise seen from outside.
+    uv: (T, 2) texture coordinates in [0, 1], v up (OBJ convention).
+    uv_triangles: (F, 3) int32 indices into ``uv``, one per triangle corner
+      (UV seams give one vertex several UVs).
+    landmarks: (68,) int32 vertex indices of the iBUG / Multi-PIE 68 points.
+    face_mask: (V,) bool, vertices of the face region (used for pixel losses and
+      texture statistics).
+    expression_names: names of the K_exp expression components (static).
+    expression_kind: 'gaussian' or 'blendshape' (static).
+    name: a short model name such as 'ict-facekit' (static).
+  """
+
+  mean: Float[Array, "V 3"]
+  id_basis: Float[Array, "Kid V 3"]
+  exp_basis: Float[Array, "Kexp V 3"]
+  triangles: Int[Array, "F 3"]
+  uv: Float[Array, "T 2"]
+  uv_triangles: Int[Array, "F 3"]
+  landmarks: Int[Array, "68"]
+  face_mask: Bool[Array, "V"]
+  expression_names: Tuple[str, ...] = struct.field(pytree_node=False, default=())
+  expression_kind: str = struct.field(pytree_node=False, default=EXPRESSION_GAUSSIAN)
+  name: str = struct.field(pytree_node=False, default="model")
+
+  @property
+  def num_vertices(self) -> int:
+    return int(self.mean.shape[0])
+
+  @property
+  def num_identity(self) -> int:
+    return int(self.id_basis.shape[0])
+
+  @property
+  def num_expression(self) -> int:
+    return int(self.exp_basis.shape[0])
+
+  def validate(self) -> "MorphableModel":
+    """Checks shapes and index ranges; returns self or raises ValueError."""
+    v = self.mean.shape[0]
+    problems = []
+    if self.mean.ndim != 2 or self.mean.shape[1] != 3:
+      problems.append(f"mean must be (V, 3), got {self.mean.shape}")
+    if self.id_basis.ndim != 3 or self.id_basis.shape[1:] != (v, 3):
+      problems.append(f"id_basis must be (K_id, {v}, 3), got {self.id_basis.shape}")
+    if self.exp_basis.ndim != 3 or self.exp_basis.shape[1:] != (v, 3):
+      problems.append(f"exp_basis must be (K_exp, {v}, 3), got {self.exp_basis.shape}")
+    if self.triangles.ndim != 2 or self.triangles.shape[1] != 3:
+      problems.append(f"triangles must be (F, 3), got {self.triangles.shape}")
+    if self.uv_triangles.shape != self.triangles.shape:
+      problems.append(f"uv_triangles {self.uv_triangles.shape} must match triangles {self.triangles.shape}")
+    if self.uv.ndim != 2 or self.uv.shape[1] != 2:
+      problems.append(f"uv must be (T, 2), got {self.uv.shape}")
+    if self.landmarks.shape != (68,):
+      problems.append(f"landmarks must be (68,), got {self.landmarks.shape}")
+    if self.face_mask.shape != (v,):
+      problems.append(f"face_mask must be ({v},), got {self.face_mask.shape}")
+    if len(self.expression_names) not in (0, self.exp_basis.shape[0]):
+      problems.append(f"{len(self.expression_names)} expression names for {self.exp_basis.shape[0]} components")
+    if self.expression_kind not in (EXPRESSION_GAUSSIAN, EXPRESSION_BLENDSHAPE):
+      problems.append(f"unknown expression_kind {self.expression_kind!r}")
+    if not problems:
+      tri = np.asarray(self.triangles)
+      if tri.size and (tri.min() < 0 or tri.max() >= v):
+        problems.append(f"triangle indices outside [0, {v})")
+      uvt = np.asarray(self.uv_triangles)
+      if uvt.size and (uvt.min() < 0 or uvt.max() >= self.uv.shape[0]):
+        problems.append(f"uv_triangles indices outside [0, {self.uv.shape[0]})")
+      lm = np.asarray(self.landmarks)
+      if lm.min() < 0 or lm.max() >= v:
+        problems.append(f"landmark indices outside [0, {v})")
+    if problems:
+      raise ValueError(f"invalid MorphableModel {self.name!r}: " + "; ".join(problems))
+    return self
+
+
+@struct.dataclass
+class FaceParams:
+  """Everything fitted for one image.
+
+  Attributes:
+    shape: (K_id,) identity coefficients, ~N(0, 1).
+    expression: (K_exp,) expression coefficients (see
+      ``MorphableModel.expression_kind``).
+    texture: (L,) texture latent (512 for the GAN, the PCA size for the baseline).
+    camera: (10,) camera position (3, mm), look-at point (3, mm), up vector (3),
+      focal length (1, in units of the image height: f_pixels = f * H).
+    light: (9,) point-light position (3, mm), point-light RGB colour (3),
+      ambient RGB colour (3).
+  """
+
+  shape: Float[Array, "Kid"]
+  expression: Float[Array, "Kexp"]
+  texture: Float[Array, "L"]
+  camera: Float[Array, "10"]
+  light: Float[Array, "9"]
+
+  @classmethod
+  def zeros(cls, model: MorphableModel, texture_dim: int = 512) -> "FaceParams":
+    """Mean face, neutral expression, zero latent, default front camera and light."""
+    from ganfit_jax import camera as camera_lib  # local import: camera depends on types
+    from ganfit_jax.render import shading
+
+    return cls(
+        shape=jnp.zeros((model.num_identity,), jnp.float32),
+        expression=jnp.zeros((model.num_expression,), jnp.float32),
+        texture=jnp.zeros((texture_dim,), jnp.float32),
+        camera=camera_lib.default_camera(),
+        light=shading.default_light(),
+    )
+
+
+def tree_shapes(tree) -> dict:
+  """Small helper for error messages and logs: the shapes of a pytree's leaves."""
+  return jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), tree)

