@@ -1,0 +1,117 @@
+"""Similarity alignment: photo -> fitting canvas, and a differentiable 112x112 warp for identity nets."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+# ArcFace / insightface 112x112 five-point template: eye centres (image-left eye first), nose tip, mouth corners.
+ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                        [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+
+
+def five_points(landmarks68) -> np.ndarray:
+  """(5, 2) eye centres (iBUG 36-41, 42-47), nose tip (30), mouth corners (48, 54) from 68 points."""
+  lm = landmarks68
+  xp = jnp if isinstance(lm, jnp.ndarray) else np
+  return xp.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def similarity_transform(src, dst) -> np.ndarray:
+  """(2, 3) least-squares similarity (Umeyama, no reflection) mapping src (N,2) onto dst (N,2)."""
+  src = np.asarray(src, np.float64)
+  dst = np.asarray(dst, np.float64)
+  mu_s, mu_d = src.mean(0), dst.mean(0)
+  s0, d0 = src - mu_s, dst - mu_d
+  cov = d0.T @ s0 / len(src)
+  u, sig, vt = np.linalg.svd(cov)
+  sign = np.sign(np.linalg.det(u @ vt))
+  e = np.diag([1.0, sign])
+  r = u @ e @ vt
+  scale = np.trace(np.diag(sig) @ e) / (s0 ** 2).sum(1).mean()
+  t = mu_d - scale * r @ mu_s
+  return np.concatenate([scale * r, t[:, None]], 1).astype(np.float32)
+
+
+def invert_affine(m) -> np.ndarray:
+  m = np.asarray(m, np.float64)
+  a = np.linalg.inv(m[:, :2])
+  return np.concatenate([a, -a @ m[:, 2:]], 1).astype(np.float32)
+
+
+def apply_affine(m, points):
+  """Maps (N, 2) points with a (2, 3) affine matrix."""
+  xp = jnp if isinstance(points, jnp.ndarray) or isinstance(m, jnp.ndarray) else np
+  return points @ xp.asarray(m)[:, :2].T + xp.asarray(m)[:, 2][None, :]
+
+
+def warp_affine(image, m, out_height: int, out_width: int):
+  """Differentiable bilinear warp equal to ``cv2.warpAffine(image, m, (W, H))`` with zero borders.
+
+  Args:
+    image: (H, W, C) source.
+    m: (2, 3) matrix mapping source pixel indices to output pixel indices (cv2's
+      convention); may be a traced array.
+    out_height, out_width: output size (static).
+
+  Returns:
+    (out_height, out_width, C); gradients flow to ``image`` and ``m``.
+  """
+  h, w = image.shape[:2]
+  a = m[:, :2]
+  det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+  inv = jnp.stack([jnp.stack([a[1, 1], -a[0, 1]]), jnp.stack([-a[1, 0], a[0, 0]])]) / det
+  ys, xs = jnp.meshgrid(jnp.arange(out_height, dtype=jnp.float32), jnp.arange(out_width, dtype=jnp.float32),
+                        indexing="ij")
+  d = jnp.stack([xs, ys], -1) - m[:, 2][None, None, :]
+  src = d @ inv.T  # (H', W', 2) source pixel indices
+  x, y = src[..., 0], src[..., 1]
+  x0, y0 = jnp.floor(x), jnp.floor(y)
+  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+  x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+
+  def tap(yi, xi):
+    ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    v = image[jnp.clip(yi, 0, h - 1), jnp.clip(xi, 0, w - 1)]
+    return jnp.where(ok[..., None], v, 0.0)
+
+  return (tap(y0i, x0i) * (1 - fx) * (1 - fy) + tap(y0i, x0i + 1) * fx * (1 - fy)
+          + tap(y0i + 1, x0i) * (1 - fx) * fy + tap(y0i + 1, x0i + 1) * fx * fy)
+
+
+def arcface_transform(landmarks68, size: int = 112) -> np.ndarray:
+  """(2, 3) cv2-convention matrix aligning a face (68 landmarks, continuous coords) to the 112 template."""
+  dst = ARCFACE_112 * (size / 112.0)
+  # the template is in pixel-index coordinates (insightface); landmarks are continuous: shift by 0.5
+  return similarity_transform(five_points(np.asarray(landmarks68)) - 0.5, dst)
+
+
+def align_112(image, landmarks68):
+  """The identity networks' 112x112 crop of a photo or render (differentiable w.r.t. the image)."""
+  m = jnp.asarray(arcface_transform(landmarks68))
+  return warp_affine(image, m, 112, 112)
+
+
+def canvas_template(size: int) -> np.ndarray:
+  """(5, 2) five-point template of the fitting canvas: the ArcFace layout shrunk to leave room
+  for the chin, forehead and cheeks (the face spans about the middle 60%)."""
+  return (ARCFACE_112 - 56.0) * (0.62 * size / 112.0) + np.array([size / 2.0, size * 0.47], np.float32)
+
+
+def crop_to_canvas(image: np.ndarray, landmarks68: np.ndarray, size: int = 224):
+  """Similarity-aligns a photo to the square fitting canvas.
+
+  Returns:
+    canvas: (size, size, 3) float image (cv2 bilinear, black outside the photo).
+    landmarks: (68, 2) landmarks in canvas coordinates (continuous).
+    to_canvas: (2, 3) continuous-coordinate matrix photo -> canvas (invert with
+      :func:`invert_affine` to map results back onto the photo).
+  """
+  import cv2
+  to_canvas = similarity_transform(five_points(np.asarray(landmarks68)), canvas_template(size))
+  # continuous -> pixel-index coordinates for cv2: p_idx = p - 0.5 on both sides
+  m_idx = to_canvas.astype(np.float64).copy()
+  m_idx[:, 2] += m_idx[:, :2] @ np.array([0.5, 0.5]) - 0.5
+  canvas = cv2.warpAffine(np.asarray(image, np.float32), m_idx, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+  return canvas, apply_affine(to_canvas, np.asarray(landmarks68, np.float32)), to_canvas

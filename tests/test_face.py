@@ -1,0 +1,158 @@
+"""Face front-end: every input kind, each bad input's own error, real LFW faces, alignment vs cv2."""
+
+import glob
+import os
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from PIL import Image
+
+from ganfit_jax import face
+
+from conftest import LFW_DIR
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "astronaut.jpg")
+
+
+@pytest.fixture(scope="module")
+def astronaut_rgb():
+  return np.asarray(Image.open(EXAMPLE).convert("RGB"))
+
+
+def test_input_kinds_load_as_rgb_float(tmp_path, astronaut_rgb):
+  base = Image.fromarray(astronaut_rgb)
+  paths = {}
+  paths["grey"] = tmp_path / "g.png"
+  base.convert("L").save(paths["grey"])
+  paths["alpha"] = tmp_path / "a.png"
+  base.convert("RGBA").save(paths["alpha"])
+  paths["cmyk"] = tmp_path / "c.jpg"
+  base.convert("CMYK").save(paths["cmyk"])
+  paths["palette"] = tmp_path / "p.png"
+  base.convert("P").save(paths["palette"])
+  paths["sixteen"] = tmp_path / "s.png"
+  Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(paths["sixteen"])
+  for kind, p in paths.items():
+    img = face.load_image(str(p))
+    assert img.shape == (512, 512, 3) and img.dtype == np.float32, kind
+    assert 0.0 <= img.min() and img.max() <= 1.0, kind
+    assert abs(img.mean() - astronaut_rgb.mean() / 255) < 0.08, kind
+
+
+def test_exif_orientation_is_applied(tmp_path, astronaut_rgb):
+  im = Image.fromarray(astronaut_rgb[:, :400])  # 512 tall, 400 wide
+  exif = Image.Exif()
+  exif[0x0112] = 6  # rotate 90 degrees clockwise to display upright
+  p = tmp_path / "rot.jpg"
+  im.save(p, exif=exif.tobytes())
+  assert face.load_image(str(p)).shape == (400, 512, 3)
+
+
+def test_transparent_pixels_become_white(tmp_path):
+  rgba = np.zeros((8, 8, 4), np.uint8)
+  p = tmp_path / "t.png"
+  Image.fromarray(rgba).save(p)
+  np.testing.assert_allclose(face.load_image(str(p)), 1.0)
+
+
+def test_bad_inputs_each_have_their_own_error(tmp_path):
+  with pytest.raises(face.ImageReadError, match="not found"):
+    face.load_image(str(tmp_path / "missing.jpg"))
+  empty = tmp_path / "empty.jpg"
+  empty.write_bytes(b"")
+  with pytest.raises(face.ImageReadError, match="empty"):
+    face.load_image(str(empty))
+  text = tmp_path / "notes.jpg"
+  text.write_text("not an image at all")
+  with pytest.raises(face.UnsupportedFormatError, match="not an image format"):
+    face.load_image(str(text))
+  good = tmp_path / "good.jpg"
+  cv2.imwrite(str(good), np.full((64, 64, 3), 128, np.uint8))
+  truncated = tmp_path / "trunc.jpg"
+  truncated.write_bytes(good.read_bytes()[:200])
+  with pytest.raises(face.ImageReadError, match="corrupt or truncated"):
+    face.load_image(str(truncated))
+  with pytest.raises(face.ImageTooLargeError, match="limit"):
+    face.load_image(str(good), max_pixels=1000)
+  with pytest.raises(face.ImageReadError, match="directory"):
+    face.load_image(str(tmp_path))
+
+
+def test_no_face_and_small_face_errors(tmp_path, astronaut_rgb):
+  blank = np.full((200, 200, 3), 0.5, np.float32)
+  with pytest.raises(face.NoFaceError, match="no face found"):
+    face.select_face(face.detect_faces(blank), source="blank")
+  faces = face.detect_faces(astronaut_rgb.astype(np.float32) / 255)
+  with pytest.raises(face.FaceTooSmallError, match="minimum is 5000 px"):
+    face.select_face(faces, min_size=5000)
+  with pytest.raises(face.FaceIndexError, match="face index 99"):
+    face.select_face(faces, 99)
+
+
+def test_astronaut_landmarks_plausible(astronaut_rgb):
+  faces = face.detect_faces(astronaut_rgb.astype(np.float32) / 255)
+  f = face.select_face(faces)
+  lm = f.landmarks
+  assert lm.shape == (68, 2)
+  assert lm[36:42, 0].mean() < lm[42:48, 0].mean()  # image-left eye first
+  assert lm[19, 1] < lm[30, 1] < lm[62, 1] < lm[8, 1]
+  iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
+  assert 30 < iod < 70  # eye centres of the 512 px portrait: 43 px apart (measured)
+
+
+def test_real_lfw_faces_one_each():
+  paths = sorted(glob.glob(os.path.join(LFW_DIR, "images_deepfunneled", "*", "*_0001.jpg")))[:12]
+  assert len(paths) == 12
+  for p in paths:
+    prepared = face.prepare(p, 224)
+    assert prepared.num_faces >= 1
+    assert prepared.canvas.shape == (224, 224, 3)
+    # eyes land near the canvas template
+    np.testing.assert_allclose(face.five_points(prepared.landmarks)[:2], face.canvas_template(224)[:2], atol=12)
+    # the transform maps photo landmarks onto canvas landmarks
+    np.testing.assert_allclose(face.apply_affine(prepared.to_canvas, prepared.photo_landmarks), prepared.landmarks,
+                               atol=1e-3)
+
+
+def test_similarity_transform_recovers_known_transform():
+  rng = np.random.default_rng(0)
+  src = rng.uniform(0, 100, size=(10, 2))
+  ang, s, t = 0.3, 1.7, np.array([5.0, -3.0])
+  r = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+  dst = s * src @ r.T + t
+  m = face.similarity_transform(src, dst)
+  np.testing.assert_allclose(m, np.concatenate([s * r, t[:, None]], 1), atol=1e-4)
+  np.testing.assert_allclose(face.apply_affine(face.invert_affine(m), dst), src, atol=1e-3)
+
+
+def _smooth_image(h=96, w=80):
+  y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+  return np.stack([0.5 + 0.4 * np.sin(x / 9.0), 0.5 + 0.4 * np.cos(y / 11.0), (x + y) / (h + w)], -1).astype(np.float32)
+
+
+def test_warp_matches_cv2():
+  img = _smooth_image()
+  lm = np.array([[30, 40], [55, 41], [42, 55], [33, 70], [52, 69]], np.float32)
+  m = face.similarity_transform(lm, face.ARCFACE_112)
+  ours = np.asarray(face.warp_affine(jnp.asarray(img), jnp.asarray(m), 112, 112))
+  ref = cv2.warpAffine(img, m.astype(np.float64), (112, 112), flags=cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+  inner = ref.sum(-1) > 0  # compare where cv2 sampled inside the photo (border pixels differ by definition)
+  inner = cv2.erode(inner.astype(np.uint8), np.ones((3, 3))).astype(bool)
+  assert inner.mean() > 0.3
+  assert np.abs(ours - ref)[inner].max() < 1e-3
+
+
+def test_warp_gradients():
+  img = jnp.asarray(_smooth_image(24, 24))
+  m = jnp.array([[1.1, 0.2, -1.3], [-0.15, 0.95, 2.2]], jnp.float32)
+  w = jnp.asarray(np.random.default_rng(0).uniform(size=(16, 16, 3)), jnp.float32)
+  f = jax.jit(lambda im, mm: jnp.sum(face.warp_affine(im, mm, 16, 16) * w))
+  check_grads(lambda im: f(im, m), (img,), order=1, modes=["rev"], eps=1e-2, atol=1e-2, rtol=1e-2)
+  check_grads(lambda mm: f(img, mm), (m,), order=1, modes=["rev"], eps=1e-3, atol=5e-2, rtol=5e-2)
+  g = jax.grad(f, argnums=(0, 1))(img, m)
+  assert float(jnp.abs(g[0]).sum()) > 0 and float(jnp.abs(g[1]).sum()) > 0
