@@ -1,7 +1,8 @@
 """Renders a mesh saved by benchmarks/render.py with jaxrenderer (PyPI) and prints JSON timings.
 
-Runs in its own virtual environment (jaxrenderer needs jax<0.5 and numpy<2):
-  python3 -m venv /tmp/jrvenv && /tmp/jrvenv/bin/pip install "jax==0.4.30" "jaxlib==0.4.30" "numpy<2" jaxrenderer==0.3.2
+Runs in its own virtual environment (jaxrenderer 0.3.2 needs jax 0.4.13 and numpy<2):
+  python3 -m venv /tmp/jrvenv && /tmp/jrvenv/bin/pip install jax==0.4.13 jaxlib==0.4.13 "numpy<2" \
+      "ml_dtypes<0.3" jaxrenderer==0.3.2
 """
 
 import json
