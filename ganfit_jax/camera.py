@@ -78,6 +78,8 @@ def project(camera, points, height: int, width: int, near: float = 1.0):
     xy: (N, 2) pixel coordinates (x right, y down), depth: (N,) depth in mm.
   """
   _, _, _, f = split(camera)
+  if points.ndim != 2 or points.shape[1] != 3:
+    raise ValueError(f"points must be (N, 3), got {points.shape}; vmap over batches")
   pc = world_to_camera(camera, points)
   depth = -pc[:, 2]
   d = jnp.maximum(depth, near)

@@ -13,6 +13,7 @@ Parameterisation (so one Adam learning rate suits every group):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import jax
@@ -82,6 +83,18 @@ def stage1_loss(p: Stage1Params, model: MorphableModel, target_landmarks, cfg: S
   return loss, dict(landmark=lm, reg_shape=reg_s, reg_expression=reg_e, landmark_rmse_px=rmse_px)
 
 
+def _optimizer(cfg: Stage1Config):
+  return optax.adam(cfg.learning_rate)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def stage1_step(params: Stage1Params, state, model: MorphableModel, target, cfg: Stage1Config):
+  """One Adam step of stage 1; compiled once per (model shapes, cfg), reused across photos."""
+  (loss, aux), g = jax.value_and_grad(stage1_loss, has_aux=True)(params, model, target, cfg)
+  updates, state = _optimizer(cfg).update(g, state, params)
+  return optax.apply_updates(params, updates), state, dict(aux, loss=loss)
+
+
 def fit_stage1(model: MorphableModel, target_landmarks, cfg: Stage1Config = Stage1Config(),
                callback: Optional[Callable[[int, dict], None]] = None):
   """Fits one face's 68 canvas landmarks. Returns (params, history: dict of per-step arrays)."""
@@ -90,19 +103,11 @@ def fit_stage1(model: MorphableModel, target_landmarks, cfg: Stage1Config = Stag
     raise ValueError(f"target_landmarks must be (68, 2), got {target.shape}")
   if not bool(jnp.all(jnp.isfinite(target))):
     raise ValueError("target landmarks contain NaN or infinity")
-  opt = optax.adam(cfg.learning_rate)
   params = init_params(model)
-  state = opt.init(params)
-
-  @jax.jit
-  def step(params, state):
-    (loss, aux), g = jax.value_and_grad(stage1_loss, has_aux=True)(params, model, target, cfg)
-    updates, state = opt.update(g, state, params)
-    return optax.apply_updates(params, updates), state, dict(aux, loss=loss)
-
+  state = _optimizer(cfg).init(params)
   history = []
   for i in range(cfg.steps):
-    params, state, aux = step(params, state)
+    params, state, aux = stage1_step(params, state, model, target, cfg)
     if callback is not None or i == cfg.steps - 1 or i % 10 == 0:
       aux = jax.device_get(aux)
       history.append(dict(step=i, **{k: float(v) for k, v in aux.items()}))

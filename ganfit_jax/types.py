@@ -1,7 +1,8 @@
 """Pytrees shared by every stage: the morphable model and the fitted parameters.
 
-Units: model coordinates are millimetres in the model frame (x to the face's
-left as seen by a viewer facing it, y up, z out of the face towards the viewer).
+Units: model coordinates are millimetres in the model frame (x towards the
+subject's left, i.e. image right in a frontal view; y up; z out of the face
+towards a frontal camera).
 """
 
 from __future__ import annotations

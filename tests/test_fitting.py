@@ -64,3 +64,13 @@ def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path):
   assert r.returncode == 2 and "no face found" in r.stderr
   assert not out.exists()
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".fit-")] == []
+
+
+def test_stage1_step_compiles_once_across_photos(ict_model):
+  cfg = fitting.Stage1Config(steps=3)
+  rng = np.random.default_rng(0)
+  base = np.asarray(fitting.project_landmarks(ict_model, fitting.init_params(ict_model), 224))
+  fitting.fit_stage1(ict_model, base + rng.normal(size=(68, 2)), cfg)
+  before = fitting.stage1_step._cache_size()
+  fitting.fit_stage1(ict_model, base + rng.normal(size=(68, 2)), cfg)
+  assert fitting.stage1_step._cache_size() == before

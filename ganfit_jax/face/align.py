@@ -21,6 +21,10 @@ def similarity_transform(src, dst) -> np.ndarray:
   """(2, 3) least-squares similarity (Umeyama, no reflection) mapping src (N,2) onto dst (N,2)."""
   src = np.asarray(src, np.float64)
   dst = np.asarray(dst, np.float64)
+  if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or len(src) < 2:
+    raise ValueError(f"src and dst must both be (N, 2) with N >= 2, got {src.shape} and {dst.shape}")
+  if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
+    raise ValueError("similarity_transform: points contain NaN or infinity")
   mu_s, mu_d = src.mean(0), dst.mean(0)
   s0, d0 = src - mu_s, dst - mu_d
   cov = d0.T @ s0 / len(src)
@@ -57,6 +61,8 @@ def warp_affine(image, m, out_height: int, out_width: int):
   Returns:
     (out_height, out_width, C); gradients flow to ``image`` and ``m``.
   """
+  if image.ndim != 3 or m.shape != (2, 3):
+    raise ValueError(f"image must be (H, W, C) and m (2, 3), got {image.shape} and {m.shape}")
   h, w = image.shape[:2]
   a = m[:, :2]
   det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]

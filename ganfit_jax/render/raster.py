@@ -41,14 +41,13 @@ class Framebuffer(NamedTuple):
 Levels = Tuple[Tuple[int, Optional[int]], ...]
 
 
-def default_levels(height: int, width: int, num_triangles: int = 0) -> Levels:
+def default_levels(height: int, width: int) -> Levels:
   """Window levels ``((window, count), ...)`` suited to ICT/BFM faces at this size.
 
   Level one tests a small window for every triangle; each later level takes
   the ``count`` largest triangles not yet handled with a bigger window. Sized
   from measured bounding-box extents of the ICT mean face (WORKSPACE.md).
   """
-  del num_triangles
   size = max(height, width)
   w = lambda k: max(4, int(math.ceil(k * size / 224.0)))  # noqa: E731
   # the last level spans up to the whole image on small renders (tests, thumbnails)
