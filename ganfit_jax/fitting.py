@@ -1,7 +1,15 @@
-"""Fitting. Stage 1 (this module so far): landmarks + regularisers over shape, expression and camera.
+"""Fitting: GANFit's two stages, batches, random texture initialisations and multi-image fitting.
 
-GANFit's stage 2 (identity, content, pixel losses through the renderer and the texture GAN) is issue 8;
-stage 1 is complete on its own and gives the geometry and camera that stage 2 starts from.
+* :func:`fit` runs the full method on ``objective.Objective``: stage 1
+  (landmarks + regularisers; shape, expression, camera) then stage 2 (every
+  term, every parameter), both through one compiled step (the stage is only
+  the traced ``LossWeights`` and learning-rate scale). It ``vmap``s over
+  photos and over random texture initialisations (best final loss wins), and
+  with ``shared_identity=True`` fits several photos of one person: per-photo
+  expression, camera and light; shape and texture latent averaged over the
+  photos after every step (paper Eq. 14).
+* :func:`fit_stage1` / :func:`fit_stage1_batch`: the landmark-only fit on its
+  own (cheap; used by the UV-dataset builder).
 
 Parameterisation (so one Adam learning rate suits every group):
   * shape: N(0,1) coefficients as they are;
@@ -65,8 +73,8 @@ def camera_of(p: Stage1Params):
 
 
 def project_landmarks(model: MorphableModel, p: Stage1Params, size: int):
-  verts = morphable.vertices(model, p.shape, expression_values(model, p.expression))
-  xy, _ = camera_lib.project(camera_of(p), morphable.landmarks(model, verts), size, size)
+  pts = morphable.landmark_points(model, p.shape, expression_values(model, p.expression))
+  xy, _ = camera_lib.project(camera_of(p), pts, size, size)
   return xy
 
 
@@ -116,16 +124,156 @@ def fit_stage1(model: MorphableModel, target_landmarks, cfg: Stage1Config = Stag
   return params, history
 
 
-def export_obj(path: str, verts: np.ndarray, model: MorphableModel) -> None:
-  """Writes an OBJ with per-corner UVs (millimetres, model frame), atomically."""
-  import os
-  tri = np.asarray(model.triangles) + 1
-  uvt = np.asarray(model.uv_triangles) + 1
-  lines = ["# ganfit_jax fitted mesh, millimetres, model frame"]
-  lines += [f"v {x:.4f} {y:.4f} {z:.4f}" for x, y, z in np.asarray(verts)]
-  lines += [f"vt {u:.6f} {v:.6f}" for u, v in np.asarray(model.uv)]
-  lines += [f"f {a}/{d} {b}/{e} {c}/{f}" for (a, b, c), (d, e, f) in zip(tri, uvt)]
-  tmp = path + ".partial"
-  with open(tmp, "w") as fh:
-    fh.write("\n".join(lines) + "\n")
-  os.replace(tmp, path)
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def fit_stage1_batch(model: MorphableModel, targets, cfg: Stage1Config = Stage1Config()):
+  """Fits a batch of faces at once: ``targets`` (B, 68, 2) canvas landmarks.
+
+  The whole optimisation is one compiled ``lax.scan`` of ``cfg.steps`` Adam
+  steps, ``vmap``-ed over the batch. Returns (params with a leading batch axis,
+  final aux dict of (B,) arrays, including ``landmark_rmse_px``).
+  """
+  targets = jnp.asarray(targets, jnp.float32)
+
+  def one(target):
+    params = init_params(model)
+    opt = _optimizer(cfg)
+
+    def step(carry, _):
+      p, st = carry
+      (_, aux), g = jax.value_and_grad(stage1_loss, has_aux=True)(p, model, target, cfg)
+      upd, st = opt.update(g, st, p)
+      return (optax.apply_updates(p, upd), st), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=cfg.steps)
+    _, aux = stage1_loss(params, model, target, cfg)
+    return params, aux
+
+  return jax.vmap(one)(targets)
+
+
+def export_obj(path: str, verts: np.ndarray, model: MorphableModel, material: Optional[str] = None) -> None:
+  """Writes an OBJ with per-corner UVs (millimetres, model frame); see :mod:`ganfit_jax.export`."""
+  from ganfit_jax import export
+  export.write_obj(path, verts, model, material)
+
+
+# --------------------------------------------------------------------------- #
+# The full two-stage fit.
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+  """Schedule of :func:`fit` (``configs/fit.py`` has the presets)."""
+  stage1_steps: int = 150
+  stage2_steps: int = 150
+  num_inits: int = 1
+  init_latent_std: float = 0.5     # texture latents start at N(0, std^2); init 0 starts at the mean latent
+  lr_shape: float = 0.02
+  lr_expression: float = 0.05
+  lr_texture: float = 0.01         # the paper's Adam rate
+  lr_camera: float = 0.01
+  lr_light: float = 0.02
+  stage1_lr_scale: float = 3.0     # stage 1 only moves shape/expression/camera, and faster
+  weights: tuple = ()              # overrides of LossWeights fields for stage 2, as (name, value) pairs
+
+
+@dataclasses.dataclass
+class FitResult:
+  params: object          # FitParams with a leading photo axis (B, ...)
+  final: dict             # loss terms of the chosen init at the last step, each (B,)
+  history: dict           # term -> (steps, B) for the chosen init
+  init_losses: np.ndarray  # (B, num_inits) final losses of every init
+  best_init: np.ndarray   # (B,)
+  seconds: float
+  steps: int
+
+
+def _lr_tree(cfg: FitConfig, like):
+  from ganfit_jax.objective import FitParams
+  return FitParams(shape=cfg.lr_shape, expression=cfg.lr_expression, texture=cfg.lr_texture,
+                   camera_delta=cfg.lr_camera, light_delta=cfg.lr_light)
+
+
+def make_fit_step(objective, cfg: FitConfig):
+  """jit(vmap over photos (vmap over inits (Adam step))). Weights and lr scale are traced arguments."""
+  adam = optax.scale_by_adam()
+  lrs = _lr_tree(cfg, None)
+
+  def one(params, opt_state, frozen, target, weights, lr_scale, key):
+    target = target._replace(key=key)
+    (_, aux), g = jax.value_and_grad(objective.loss_fn, has_aux=True)(params, frozen, target, weights)
+    g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
+    upd, opt_state = adam.update(g, opt_state, params)
+    upd = jax.tree_util.tree_map(lambda u, lr: -lr * lr_scale * u, upd, lrs)
+    return optax.apply_updates(params, upd), opt_state, aux
+
+  over_inits = jax.vmap(one, in_axes=(0, 0, None, None, None, None, 0))
+  over_photos = jax.vmap(over_inits, in_axes=(0, 0, None, 0, None, None, 0))
+  return jax.jit(over_photos), adam
+
+
+def fit(objective, frozen, targets, cfg: FitConfig, key, latent_dim: int, shared_identity: bool = False,
+        callback=None, step_fn=None) -> FitResult:
+  """Fits B photos (``targets``: an ``objective.Target`` with a leading photo axis).
+
+  Args:
+    shared_identity: the photos show one person; shape and texture are shared (Eq. 14).
+    callback: called as ``callback(step, total, aux_of_best_so_far)`` for progress.
+    step_fn: a step from :func:`make_fit_step` to reuse (one compilation across calls).
+  """
+  import time
+  from ganfit_jax.objective import LossWeights
+  t0 = time.perf_counter()
+  model = frozen["model"]
+  b = targets.landmarks.shape[0]
+  n = cfg.num_inits
+  k_lat, k_run = jax.random.split(key)
+  lat = jax.random.normal(k_lat, (n, latent_dim)) * cfg.init_latent_std
+  lat = lat.at[0].set(0.0)
+  base = objective.init_params(model, latent_dim)
+  params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (b, n) + x.shape), base)
+  params = params.replace(texture=jnp.broadcast_to(lat, (b, n, latent_dim)))
+  step, adam = (step_fn, optax.scale_by_adam()) if step_fn is not None else make_fit_step(objective, cfg)
+  opt_state = jax.vmap(jax.vmap(adam.init))(params)
+  w1 = LossWeights.stage1()
+  w2 = LossWeights(**dict(cfg.weights)).as_arrays()
+  total = cfg.stage1_steps + cfg.stage2_steps
+  hist = []
+  for i in range(total):
+    stage2 = i >= cfg.stage1_steps
+    keys = jax.random.split(jax.random.fold_in(k_run, i), b * n).reshape(b, n, -1)
+    if keys.dtype != jnp.uint32:  # new-style keys
+      keys = jax.random.split(jax.random.fold_in(k_run, i), (b, n))
+    params, opt_state, aux = step(params, opt_state, frozen, targets, w2 if stage2 else w1,
+                                  jnp.float32(1.0 if stage2 else cfg.stage1_lr_scale), keys)
+    if shared_identity:
+      params = params.replace(
+          shape=jnp.broadcast_to(params.shape.mean(0, keepdims=True), params.shape.shape),
+          texture=jnp.broadcast_to(params.texture.mean(0, keepdims=True), params.texture.shape))
+    aux = jax.device_get(aux)
+    hist.append(aux)
+    if callback is not None:
+      callback(i, total, {k: float(np.mean(v)) for k, v in aux.items()})
+  final_losses = np.asarray(hist[-1]["loss"])  # (B, N)
+  if shared_identity:
+    best = np.full((b,), int(np.argmin(final_losses.sum(0))))
+  else:
+    best = np.argmin(final_losses, axis=1)
+  rows = np.arange(b)
+  chosen = jax.tree_util.tree_map(lambda x: x[rows, best], params)
+  history = {k: np.stack([h[k][rows, best] for h in hist]) for k in hist[0]}
+  final = {k: v[-1] for k, v in history.items()}
+  return FitResult(params=chosen, final=final, history=history, init_losses=final_losses, best_init=best,
+                   seconds=time.perf_counter() - t0, steps=total)
+
+
+def prepare_targets(objective, frozen, images, landmarks, key):
+  """Stacks the photo side of the losses for B canvases: images (B, S, S, 3), landmarks (B, 68, 2)."""
+  keys = jax.random.split(key, images.shape[0])
+  f = jax.jit(jax.vmap(objective.target, in_axes=(None, 0, 0, 0)))
+  return f(frozen, jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32), keys)
+
+
+def objective_camera(p):
+  """The camera vector of ``objective.FitParams`` (default + scaled delta)."""
+  from ganfit_jax.objective import camera_of as _camera_of
+  return _camera_of(p)

@@ -61,6 +61,19 @@ def vertex_normals(verts, triangles):
   return gmath.safe_normalize(n)
 
 
+def landmark_points(model: MorphableModel, shape, expression=None):
+  """(68, 3) landmark positions computed from the landmark rows only (cheap; equals
+  ``landmarks(model, vertices(model, shape, expression))``)."""
+  shape = jnp.asarray(shape)
+  k = shape.shape[0]
+  idx = model.landmarks
+  v = model.mean[idx] + jnp.tensordot(shape, model.id_basis[:k, idx], axes=1)
+  if expression is not None:
+    expression = jnp.asarray(expression)
+    v = v + jnp.tensordot(expression, model.exp_basis[:expression.shape[0], idx], axes=1)
+  return v
+
+
 def landmarks(model: MorphableModel, verts):
   """(68, 3) landmark positions of a mesh in the model's iBUG order."""
   return verts[model.landmarks]

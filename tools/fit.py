@@ -1,106 +1,149 @@
-"""Reconstructs a face from a photo.
+"""Reconstructs textured 3D faces from photos (GANFit: landmark alignment, then the full objective).
 
   python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
+  python tools/fit.py --images=a.jpg,b.jpg,c.jpg --out=out/person        # one person, several photos
+  python tools/fit.py --input_dir=photos/ --out=out/many                  # many people, each photo alone
+  python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper # the paper's schedule
 
-Currently runs GANFit's stage 1 (68 landmarks + regularisers -> shape, expression, camera) and writes
-mesh.obj (mm, model frame, fitted expression), mesh_neutral.obj, overlay.png (the fitted mesh rendered over
-the aligned photo), params.npz and report.json. Stage 2 (texture GAN + identity losses) is issue 8.
-Exit codes: 0 ok, 2 bad input (message says why), 3 missing asset.
+Writes per result: mesh.obj + mesh.mtl + texture.png, mesh_neutral.obj, mesh.glb, params.npz +
+params.json, overlay.png, comparison.png (photo | render | texture | shape only), convergence.png and
+report.json. --images writes one folder per photo plus identity/ (the shared neutral face).
+Exit codes: 0 ok, 2 bad input (the message says why and what to do), 3 missing asset.
+Nothing is left half-written in --out: each result folder is built aside and renamed into place.
 """
 
+import glob
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
-import cv2
-import jax
-import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
-
-from ganfit_jax import assets, face, fitting, morphable
-from ganfit_jax.render import default_light, render_model
+from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("image", None, "Photo to reconstruct.")
-flags.DEFINE_string("out", None, "Output directory (created; must not hold a previous result unless --overwrite).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --out directory.")
-flags.DEFINE_integer("steps", 300, "Stage-1 optimisation steps.")
-flags.DEFINE_integer("size", 224, "Fitting canvas size in pixels.")
-flags.DEFINE_string("face", "largest", "Which face: 'largest' or an index (largest first).")
-flags.DEFINE_string("model", "ict", "Morphable-model asset.")
+config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__), "..", "configs", "fit.py"),
+                                "Fitting preset: configs/fit.py:fast (default) or :paper; override with "
+                                "--config.FIELD=VALUE.")
+flags.DEFINE_string("image", None, "One photo to reconstruct.")
+flags.DEFINE_list("images", None, "Several photos of ONE person (comma-separated): shared shape and texture.")
+flags.DEFINE_string("input_dir", None, "A folder of photos (jpg/png/...), each fitted on its own, in batches.")
+flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_bool("overwrite", False, "Replace existing results in --out.")
+flags.DEFINE_string("face", "largest", "Which face when a photo has several: 'largest' or an index "
+                    "(largest first).")
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def run(image_path, out_dir):
-  t0 = time.perf_counter()
-  model = assets.load_model(FLAGS.model)
-  prepared = face.prepare(image_path, FLAGS.size, select=FLAGS.face)
-  if prepared.num_faces > 1:
-    print(f"note: {prepared.num_faces} faces found; fitting the largest (choose with --face=INDEX)")
-  cfg = fitting.Stage1Config(steps=FLAGS.steps, image_size=FLAGS.size)
-  t1 = time.perf_counter()
+def _stem(path, taken):
+  s = os.path.splitext(os.path.basename(path))[0] or "photo"
+  name, k = s, 1
+  while name in taken:
+    k += 1
+    name = f"{s}_{k}"
+  taken.add(name)
+  return name
 
-  def progress(i, aux):
-    if i % 50 == 0 or i == cfg.steps - 1:
-      print(f"  step {i + 1:4d}/{cfg.steps}  loss {aux['loss']:.4f}  landmark RMSE {aux['landmark_rmse_px']:.2f} px",
+
+class _Progress:
+  def __init__(self, what):
+    self.what = what
+    self.t0 = time.time()
+
+  def __call__(self, i, n, aux):
+    if i % 20 == 0 or i == n - 1:
+      print(f"  [{self.what}] step {i + 1:4d}/{n}  loss {aux['loss']:.4f}  id {aux['identity']:.3f}  "
+            f"pix {aux['pixel']:.3f}  lm RMSE {aux['landmark_rmse_px']:.2f}px  {time.time() - self.t0:.0f}s",
             flush=True)
 
-  params, history = fitting.fit_stage1(model, prepared.landmarks, cfg, callback=progress)
-  t2 = time.perf_counter()
-  expr = fitting.expression_values(model, params.expression)
-  verts = morphable.vertices(model, params.shape, expr)
-  neutral = morphable.vertices(model, params.shape)
-  cam = fitting.camera_of(params)
-  out = render_model(model, params.shape, expr, jnp.full((8, 8, 3), 0.75), cam, default_light(),
-                     height=FLAGS.size, width=FLAGS.size)
-  overlay = 0.5 * np.asarray(out.image) + 0.5 * prepared.canvas
-  overlay = np.where(np.asarray(out.mask)[..., None], overlay, prepared.canvas)
-  lm_canvas = np.asarray(fitting.project_landmarks(model, params, FLAGS.size))
-  lm_photo = face.apply_affine(face.invert_affine(prepared.to_canvas), lm_canvas)
 
-  os.makedirs(os.path.dirname(os.path.abspath(out_dir)) or ".", exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".fit-", dir=os.path.dirname(os.path.abspath(out_dir)))
-  try:
-    fitting.export_obj(os.path.join(tmp, "mesh.obj"), np.asarray(verts), model)
-    fitting.export_obj(os.path.join(tmp, "mesh_neutral.obj"), np.asarray(neutral), model)
-    cv2.imwrite(os.path.join(tmp, "overlay.png"), (np.clip(overlay, 0, 1) * 255).astype(np.uint8)[..., ::-1])
-    np.savez(os.path.join(tmp, "params.npz"), shape=np.asarray(params.shape), expression=np.asarray(expr),
-             camera=np.asarray(cam))
-    final = history[-1]
-    report = dict(
-        image=os.path.abspath(image_path), stage="stage1 (landmarks + regularisers)", model=model.name,
-        final_loss_terms={k: v for k, v in final.items() if k != "step"},
-        landmarks_photo_px=lm_photo.round(2).tolist(),
-        landmarks_3d_mm=np.asarray(morphable.landmarks(model, verts)).round(3).tolist(),
-        expression={n: float(v) for n, v in zip(model.expression_names, np.asarray(expr))},
-        camera=np.asarray(cam).tolist(), faces_detected=prepared.num_faces,
-        timings_s=dict(prepare=round(t1 - t0, 3), fit=round(t2 - t1, 3)),
-        history=history)
-    with open(os.path.join(tmp, "report.json"), "w") as f:
-      json.dump(report, f, indent=1)
-    if os.path.exists(out_dir):
-      shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  print(f"wrote {out_dir}: landmark RMSE {final['landmark_rmse_px']:.2f} px on the {FLAGS.size}px canvas, "
-        f"fit {t2 - t1:.1f} s")
+def run():
+  from ganfit_jax import face
+  from ganfit_jax.reconstruct import Reconstructor
+  select = int(FLAGS.face) if FLAGS.face.isdigit() else FLAGS.face
+  out = FLAGS.out
+  if FLAGS.image:
+    sources = [FLAGS.image]
+  elif FLAGS.images:
+    sources = list(FLAGS.images)
+  else:
+    sources = sorted(p for p in glob.glob(os.path.join(FLAGS.input_dir, "*")) if p.lower().endswith(IMAGE_EXTS))
+    if not sources:
+      raise face.FaceInputError(f"no images ({', '.join(IMAGE_EXTS)}) in {FLAGS.input_dir}")
+  rec = Reconstructor(FLAGS.config)
+  prepared, ok_sources, skipped = [], [], {}
+  for src in sources:
+    try:
+      p = rec.prepare(src, select)
+    except face.FaceInputError as e:
+      if FLAGS.input_dir:  # a folder: skip bad photos, say so, keep going
+        print(f"skip {src}: {e}", file=sys.stderr)
+        skipped[src] = str(e)
+        continue
+      raise
+    if p.num_faces > 1:
+      print(f"note: {p.num_faces} faces in {src}; fitting the largest (choose with --face=INDEX)")
+    prepared.append(p)
+    ok_sources.append(src)
+  if not prepared:
+    raise face.FaceInputError(f"no usable photo in {FLAGS.input_dir}; see the messages above")
+  if FLAGS.image:
+    (r,) = rec.fit(prepared, ok_sources, progress=_Progress("fit"))
+    rec.write(r, out)
+    print(f"wrote {out}: identity cosine {1 - r.final['identity']:.3f}, landmark RMSE "
+          f"{r.final['landmark_rmse_px']:.2f}px, fit {r.seconds:.1f}s")
+    return
+  os.makedirs(out, exist_ok=True)
+  taken = set()
+  if FLAGS.images:
+    results = rec.fit(prepared, ok_sources, shared_identity=True, progress=_Progress(f"{len(prepared)} photos"))
+    for r in results:
+      rec.write(r, os.path.join(out, _stem(r.source, taken)))
+    rec.write(results[0], os.path.join(out, "identity"))  # shared shape/texture (+ the first photo's pose)
+    summary = dict(identity=dict(shape_texture_shared=True, photos=ok_sources),
+                   per_image={r.source: dict(identity_cosine=round(1 - r.final["identity"], 4),
+                                             landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+                              for r in results})
+  else:
+    summary = dict(per_image={}, skipped=skipped)
+    b = FLAGS.config.batch_size
+    for k in range(0, len(prepared), b):
+      chunk, srcs = prepared[k:k + b], ok_sources[k:k + b]
+      pad = b - len(chunk)  # a fixed batch: one compilation for every chunk
+      results = rec.fit(chunk + [chunk[0]] * pad, srcs + [srcs[0]] * pad,
+                        progress=_Progress(f"photos {k + 1}-{k + len(chunk)}/{len(prepared)}"))[:len(chunk)]
+      for r in results:
+        rec.write(r, os.path.join(out, _stem(r.source, taken)))
+        summary["per_image"][r.source] = dict(identity_cosine=round(1 - r.final["identity"], 4),
+                                              landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+  tmp = os.path.join(out, "summary.json.partial")
+  with open(tmp, "w") as f:
+    json.dump(summary, f, indent=1)
+  os.replace(tmp, os.path.join(out, "summary.json"))
+  print(f"wrote {len(summary['per_image'])} results to {out}" +
+        (f" ({len(summary.get('skipped', {}))} photos skipped)" if summary.get("skipped") else ""))
 
 
 def main(argv):
   del argv
-  if not FLAGS.image or not FLAGS.out:
-    print("error: --image and --out are required", file=sys.stderr)
+  from ganfit_jax import assets, face
+  given = [x for x in (FLAGS.image, FLAGS.images, FLAGS.input_dir) if x]
+  if len(given) != 1 or not FLAGS.out:
+    print("error: give exactly one of --image, --images, --input_dir, and --out", file=sys.stderr)
     return 2
-  if os.path.exists(FLAGS.out) and not FLAGS.overwrite and os.listdir(FLAGS.out):
-    print(f"error: {FLAGS.out} already holds files; pass --overwrite or another --out", file=sys.stderr)
+  if os.path.exists(FLAGS.out) and os.listdir(FLAGS.out) and not FLAGS.overwrite:
+    print(f"error: {FLAGS.out} already holds files; pass --overwrite or choose another --out", file=sys.stderr)
+    return 2
+  for p in ([FLAGS.image] if FLAGS.image else FLAGS.images or []):
+    if not os.path.isfile(p):
+      print(f"error: {p} does not exist or is not a file", file=sys.stderr)
+      return 2
+  if FLAGS.input_dir and not os.path.isdir(FLAGS.input_dir):
+    print(f"error: --input_dir={FLAGS.input_dir} is not a folder", file=sys.stderr)
     return 2
   try:
-    run(FLAGS.image, FLAGS.out)
+    run()
   except face.FaceInputError as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code

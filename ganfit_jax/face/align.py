@@ -37,6 +37,29 @@ def similarity_transform(src, dst) -> np.ndarray:
   return np.concatenate([scale * r, t[:, None]], 1).astype(np.float32)
 
 
+def similarity_transform_jax(src, dst):
+  """Differentiable (2, 3) least-squares similarity mapping src (N, 2) onto dst (N, 2), in JAX.
+
+  Closed form for ``[[a, -b], [b, a]] x + t``: with centred points,
+  ``a = sum(s . d) / sum|s|^2`` and ``b = sum(s x d) / sum|s|^2``. Agrees with
+  :func:`similarity_transform` (no reflection is possible in this family).
+  """
+  mu_s, mu_d = src.mean(0), dst.mean(0)
+  s0, d0 = src - mu_s[None, :], dst - mu_d[None, :]
+  den = jnp.maximum(jnp.sum(s0 * s0), 1e-12)
+  a = jnp.sum(s0[:, 0] * d0[:, 0] + s0[:, 1] * d0[:, 1]) / den
+  b = jnp.sum(s0[:, 0] * d0[:, 1] - s0[:, 1] * d0[:, 0]) / den
+  r = jnp.array([[a, -b], [b, a]])
+  t = mu_d - r @ mu_s
+  return jnp.concatenate([r, t[:, None]], 1)
+
+
+def arcface_transform_jax(landmarks68, size: int = 112):
+  """:func:`arcface_transform` for traced landmarks (e.g. projected model landmarks)."""
+  dst = jnp.asarray(ARCFACE_112 * (size / 112.0))
+  return similarity_transform_jax(five_points(landmarks68) - 0.5, dst)
+
+
 def invert_affine(m) -> np.ndarray:
   m = np.asarray(m, np.float64)
   a = np.linalg.inv(m[:, :2])

@@ -1,0 +1,174 @@
+"""GAN vs PCA texture models on held-out UV maps (DevTest people), with the real-vs-real floor.
+
+  python benchmarks/texture_models.py --data=work/uv128 --num=1000
+
+1. Distribution distance. Inception weights cannot be installed here, so each
+   UV map is rendered on the ICT mean face (frontal, default light, 224 px),
+   aligned to 112 px with the mean face's projected landmarks, and described by
+   SFace (the fitting identity net): its 128-d embedding concatenated with the
+   global-average-pooled 'res14' features (512-d). Frechet distance (FD) and
+   kernel distance (KID, cubic polynomial kernel, unbiased, mean over subsets
+   of 100, x1000) between held-out maps and: generated GAN samples, PCA samples,
+   and real training maps (the real-vs-real floor).
+2. Reconstruction: for --recon held-out maps, min_latent |decode(latent) - map|_1
+   over observed texels (status 3) by Adam (lr 0.05, --recon_steps steps, latent
+   prior weight 1e-3), for GAN and PCA alike; mean L1 on observed texels.
+"""
+
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+from scipy import linalg
+
+from ganfit_jax import assets, camera, morphable
+from ganfit_jax.data import uv_dataset
+from ganfit_jax.face import align
+from ganfit_jax.nets import identity
+from ganfit_jax.render import default_light, render_model
+from ganfit_jax.texture import models
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("data", "work/uv128", "UV dataset folder.")
+flags.DEFINE_integer("num", 1000, "Maps per set for the distances.")
+flags.DEFINE_string("gan", "gan", "GAN texture model (asset name or exported .npz).")
+flags.DEFINE_string("pca", "pca", "PCA texture model (asset name or .npz).")
+flags.DEFINE_integer("recon", 50, "Held-out maps for the reconstruction test.")
+flags.DEFINE_integer("recon_steps", 200, "Adam steps per reconstruction.")
+flags.DEFINE_integer("seed", 0, "Sampling seed.")
+
+
+def make_featurizer(model, net, size=224, batch=25):
+  shape = jnp.zeros((model.num_identity,))
+  cam = camera.default_camera()
+  lm, _ = camera.project(cam, morphable.landmark_points(model, shape), size, size)
+  m = jnp.asarray(align.arcface_transform(np.asarray(lm)))
+
+  def one(tex):
+    img = render_model(model, shape, None, tex, cam, default_light(), height=size, width=size).image
+    crop = align.warp_affine(img, m, 112, 112)
+    emb, feats = net.module.apply(net.variables, crop[None])
+    e = emb[0] / jnp.linalg.norm(emb[0])
+    f = feats["res14"][0].mean((0, 1))
+    return jnp.concatenate([e, f / (jnp.linalg.norm(f) + 1e-8)])
+
+  f = jax.jit(jax.vmap(one))
+
+  def featurize(textures):
+    out = []
+    for k in range(0, len(textures), batch):
+      chunk = np.asarray(textures[k:k + batch], np.float32)
+      n = len(chunk)
+      if n < batch:
+        chunk = np.concatenate([chunk, np.repeat(chunk[:1], batch - n, 0)])
+      out.append(np.asarray(f(jnp.asarray(chunk)))[:n])
+    return np.concatenate(out).astype(np.float64)
+  return featurize
+
+
+def frechet(a, b):
+  mu1, mu2 = a.mean(0), b.mean(0)
+  s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+  covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+  covmean = covmean.real
+  return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
+
+
+def kid(a, b, subset=100, reps=50, seed=0):
+  rng = np.random.default_rng(seed)
+  d = a.shape[1]
+  k = lambda x, y: (x @ y.T / d + 1.0) ** 3  # noqa: E731
+  vals = []
+  for _ in range(reps):
+    x = a[rng.choice(len(a), subset, replace=False)]
+    y = b[rng.choice(len(b), subset, replace=False)]
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    m = subset
+    vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                - 2 * kxy.mean())
+  return float(np.mean(vals)) * 1000.0
+
+
+def samples(tm, n, key, batch=50):
+  out = []
+  dec = jax.jit(tm.decode)
+  for k in range(0, n, batch):
+    z = tm.sample_latent(jax.random.fold_in(key, k), (batch,))
+    out.append(np.asarray(dec(z)))
+  return np.concatenate(out)[:n]
+
+
+def reconstruct(tm, targets, observed, steps, lr=0.05, prior=1e-3):
+  opt = optax.adam(lr)
+
+  def loss(z, t, m):
+    x = tm.decode(z)
+    w = m[..., None].astype(jnp.float32)
+    return jnp.sum(jnp.abs(x - t) * w) / (3 * jnp.maximum(jnp.sum(w), 1.0)) + prior * jnp.mean(z * z)
+
+  @jax.jit
+  def run(t, m):
+    z = jnp.zeros((tm.latent_dim,))
+    st = opt.init(z)
+
+    def body(carry, _):
+      z, st = carry
+      g = jax.grad(loss)(z, t, m)
+      u, st = opt.update(g, st)
+      return (optax.apply_updates(z, u), st), None
+
+    (z, _), _ = jax.lax.scan(body, (z, st), None, length=steps)
+    x = tm.decode(z)
+    w = m[..., None].astype(jnp.float32)
+    return jnp.sum(jnp.abs(x - t) * w) / (3 * jnp.maximum(jnp.sum(w), 1.0))
+
+  return np.array([float(run(jnp.asarray(t), jnp.asarray(m))) for t, m in zip(targets, observed)])
+
+
+def main(argv):
+  del argv
+  t0 = time.time()
+  model = assets.load_model("ict")
+  net = identity.load("sface")
+  held = uv_dataset.load_split(FLAGS.data, "heldout")
+  train = uv_dataset.load_split(FLAGS.data, "train")
+  rng = np.random.default_rng(FLAGS.seed)
+  hi = rng.choice(len(held["files"]), min(FLAGS.num, len(held["files"])), replace=False)
+  ti = rng.choice(len(train["files"]), min(FLAGS.num, len(train["files"])), replace=False)
+  held_tex = held["texture"][hi].astype(np.float32) / 255.0
+  train_tex = train["texture"][ti].astype(np.float32) / 255.0
+  feat = make_featurizer(model, net)
+  f_held = feat(held_tex)
+  rows = [("real train maps (floor)", feat(train_tex))]
+  tms = {}
+  for name, src in (("GAN", FLAGS.gan), ("PCA", FLAGS.pca)):
+    tms[name] = models.load(src)
+    s = samples(tms[name], len(held_tex), jax.random.PRNGKey(FLAGS.seed))
+    if s.shape[1] != held_tex.shape[1]:
+      print(f"error: {name} makes {s.shape[1]}px maps, data has {held_tex.shape[1]}px", file=sys.stderr)
+      return 2
+    rows.append((f"{name} samples ({tms[name].latent_dim}-d latent)", feat(s)))
+  print(f"\n## Texture models vs {len(held_tex)} held-out UV maps (DevTest people), "
+        f"features: SFace on mean-face renders\n")
+  print("| set | FD | KID x1000 |\n|---|---|---|")
+  for name, f in rows:
+    print(f"| {name} | {frechet(f, f_held):.4f} | {kid(f, f_held):.3f} |")
+  ri = rng.choice(len(held["files"]), min(FLAGS.recon, len(held["files"])), replace=False)
+  tgt = held["texture"][ri].astype(np.float32) / 255.0
+  obs = held["status"][ri] == 3
+  print(f"\n## Reconstruction of {len(ri)} held-out maps by latent optimisation "
+        f"({FLAGS.recon_steps} Adam steps), L1 on observed texels\n")
+  print("| model | mean L1 | median L1 |\n|---|---|---|")
+  for name, tm in tms.items():
+    l1 = reconstruct(tm, tgt, obs, FLAGS.recon_steps)
+    print(f"| {name} | {l1.mean():.4f} | {np.median(l1):.4f} |")
+  print(f"\n({time.time() - t0:.0f} s)")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: sys.exit(main(argv)))

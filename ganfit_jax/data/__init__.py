@@ -1,0 +1,1 @@
+"""Datasets: LFW lists and a resumable landmark cache; the UV texture dataset."""

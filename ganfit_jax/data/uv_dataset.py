@@ -1,0 +1,261 @@
+"""The UV texture dataset: built from photos (LFW), stored as shards, read back as a stream.
+
+Layout of an output folder::
+
+  train-00000.npz ...     peopleDevTrain people only
+  heldout-00000.npz ...   peopleDevTest people only (texture-model evaluation, never training)
+  manifest.jsonl          one line per photo: file, person, split, kept, reason, yaw, fit_error, ...
+  summary.json            counts per split and drop reason, config, timings
+
+A shard holds ``texture`` (N, T, T, 3) uint8, ``status`` (N, T, T) uint8
+(0 outside the UV chart, 1 inpainted, 2 mirrored, 3 observed; see
+``texture.unwrap``), ``confidence`` (N, T, T) uint8 (cos(normal, view) x 255),
+``files`` (N,) and ``records`` (the JSON manifest lines of every photo assigned
+to the shard, kept or not). Shards are written atomically; a rerun skips
+shards that exist.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganfit_jax import fitting, morphable
+from ganfit_jax.data import lfw
+from ganfit_jax.face import align, image_io
+from ganfit_jax.texture import unwrap as uw
+
+SPLITS = ("train", "heldout")
+
+
+def yaw_degrees(cam) -> np.ndarray:
+  """Head yaw seen by the camera: 0 frontal, positive when the camera sits on the model's +x side."""
+  cam = np.asarray(cam)
+  d = cam[..., 0:3] - cam[..., 3:6]  # eye - look_at (camera vector layout, ganfit_jax.camera)
+  return np.degrees(np.arctan2(d[..., 0], d[..., 2]))
+
+
+def _shard_name(split: str, k: int) -> str:
+  return f"{split}-{k:05d}.npz"
+
+
+def plan(lfw_root: str, faces: Dict[str, list], limit: int = 0) -> Dict[str, List[dict]]:
+  """Photos per split (sorted), each with its person and subject landmarks (or None)."""
+  split_of = lfw.split_of(lfw_root)
+  out: Dict[str, List[dict]] = {s: [] for s in SPLITS}
+  for rel in sorted(faces):
+    person = rel.split("/")[0]
+    split = split_of.get(person)
+    if split is None:
+      continue
+    fl = faces[rel]
+    i = lfw.subject_face(fl, fl[0]["shape"]) if fl else None
+    out[split].append(dict(file=rel, person=person, split=split,
+                           landmarks=None if i is None else fl[i]["landmarks"]))
+  if limit:
+    out = {s: v[:limit] for s, v in out.items()}
+  return out
+
+
+class Builder:
+  """Fits, unwraps and completes batches of photos (compiled once per config)."""
+
+  def __init__(self, model, cfg):
+    self.model = model
+    self.cfg = cfg
+    self.tmap = uw.texel_map(model, cfg.resolution)
+    self.fit_cfg = fitting.Stage1Config(steps=cfg.fit_steps, learning_rate=cfg.fit_learning_rate,
+                                        shape_reg=cfg.shape_reg, expression_reg=cfg.expression_reg,
+                                        image_size=cfg.canvas_size)
+    tmap, s = self.tmap, cfg.canvas_size
+
+    def unwrap_one(photo, shape, expr_raw, cam_delta, canvas_to_photo):
+      p = fitting.Stage1Params(shape=shape, expression=expr_raw, camera_delta=cam_delta)
+      verts = morphable.vertices(model, shape, fitting.expression_values(model, expr_raw))
+      cam = fitting.camera_of(p)
+      u = uw.unwrap(photo, verts, model.triangles, cam, tmap, canvas_size=s, canvas_to_photo=canvas_to_photo,
+                    normal_threshold=cfg.normal_threshold, depth_tolerance=cfg.depth_tolerance)
+      tex = u.texture
+      if cfg.deshade:
+        tex, _ = uw.deshade(tex, u.visible, uw.texel_normals(verts, model.triangles, tmap))
+      return tex, u.visible, u.confidence, cam
+
+    self._unwrap = jax.jit(jax.vmap(unwrap_one))
+
+  def process(self, photos: np.ndarray, canvas_landmarks: np.ndarray, canvas_to_photo: np.ndarray):
+    """(B, H, W, 3) photos + (B, 68, 2) canvas landmarks -> dict of per-photo results."""
+    params, aux = fitting.fit_stage1_batch(self.model, jnp.asarray(canvas_landmarks), self.fit_cfg)
+    tex, vis, conf, cams = self._unwrap(jnp.asarray(photos), params.shape, params.expression,
+                                        params.camera_delta, jnp.asarray(canvas_to_photo))
+    iod = np.linalg.norm(canvas_landmarks[:, 36] - canvas_landmarks[:, 45], axis=-1)
+    return dict(texture=np.asarray(tex), visible=np.asarray(vis), confidence=np.asarray(conf),
+                yaw=yaw_degrees(np.asarray(cams)), fit_error=np.asarray(aux["landmark_rmse_px"]) / iod)
+
+
+def build_shard(builder: Builder, lfw_root: str, items: List[dict]) -> dict:
+  """Processes one shard's photos; returns the arrays and manifest records to save."""
+  cfg = builder.cfg
+  records = []
+  todo = []
+  for it in items:
+    rec = dict(file=it["file"], person=it["person"], split=it["split"], kept=False)
+    if it["landmarks"] is None:
+      rec["reason"] = "no_face"
+    else:
+      todo.append((it, rec))
+    records.append(rec)
+  textures, statuses, confs, files = [], [], [], []
+  b = cfg.batch_size
+  chart = builder.tmap.mask.sum()
+  for start in range(0, len(todo), b):
+    chunk = todo[start:start + b]
+    photos, lms, mats = [], [], []
+    for it, _ in chunk:
+      img = image_io.load_image(os.path.join(lfw_root, "images_deepfunneled", it["file"]))
+      _, lm_c, to_canvas = align.crop_to_canvas(img, np.asarray(it["landmarks"], np.float32), cfg.canvas_size)
+      photos.append(img)
+      lms.append(lm_c)
+      mats.append(align.invert_affine(to_canvas))
+    n = len(chunk)
+    pad = b - n  # fixed batch shape: one compilation
+    photos = np.stack(photos + [photos[0]] * pad)
+    lms = np.stack(lms + [lms[0]] * pad).astype(np.float32)
+    mats = np.stack(mats + [mats[0]] * pad).astype(np.float32)
+    out = builder.process(photos, lms, mats)
+    for k, (it, rec) in enumerate(chunk):
+      vis_frac = float(out["visible"][k].sum() / chart)
+      rec.update(yaw=round(float(out["yaw"][k]), 2), fit_error=round(float(out["fit_error"][k]), 4),
+                 visible=round(vis_frac, 3))
+      if not np.isfinite(out["fit_error"][k]) or out["fit_error"][k] > cfg.max_fit_error:
+        rec["reason"] = "fit_error"
+      elif abs(out["yaw"][k]) > cfg.max_yaw:
+        rec["reason"] = "yaw"
+      elif vis_frac < cfg.min_visible:
+        rec["reason"] = "too_little_visible"
+      else:
+        tex, status, conf = uw.complete(out["texture"][k], out["visible"][k], out["confidence"][k], builder.tmap)
+        rec["kept"] = True
+        rec["reason"] = ""
+        textures.append(image_io.to_uint8(tex))
+        statuses.append(status)
+        confs.append(np.clip(conf * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        files.append(it["file"])
+  t = cfg.resolution
+  return dict(texture=np.stack(textures) if textures else np.zeros((0, t, t, 3), np.uint8),
+              status=np.stack(statuses) if statuses else np.zeros((0, t, t), np.uint8),
+              confidence=np.stack(confs) if confs else np.zeros((0, t, t), np.uint8),
+              files=np.array(files, dtype=str), records=np.array(json.dumps(records)))
+
+
+def build(lfw_root: str, faces: Dict[str, list], out_dir: str, model, cfg,
+          log: Callable[[str], None] = print, progress: Optional[Callable] = None) -> dict:
+  """Builds (or resumes) the dataset; returns the summary written to ``summary.json``."""
+  os.makedirs(out_dir, exist_ok=True)
+  t0 = time.time()
+  builder = None
+  per_split = plan(lfw_root, faces, cfg.limit)
+  jobs = []
+  for split, items in per_split.items():
+    for k in range(math.ceil(len(items) / cfg.shard_size)):
+      jobs.append((split, k, items[k * cfg.shard_size:(k + 1) * cfg.shard_size]))
+  done = sum(os.path.exists(os.path.join(out_dir, _shard_name(s, k))) for s, k, _ in jobs)
+  log(f"{sum(len(v) for v in per_split.values())} photos in {len(jobs)} shards "
+      f"({done} already done) -> {out_dir}")
+  for i, (split, k, items) in enumerate(jobs):
+    path = os.path.join(out_dir, _shard_name(split, k))
+    if not os.path.exists(path):
+      if builder is None:
+        builder = Builder(model, cfg)
+      ts = time.time()
+      arrays = build_shard(builder, lfw_root, items)
+      tmp = path + ".partial"
+      with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+      os.replace(tmp, path)
+      log(f"  {_shard_name(split, k)}: kept {len(arrays['files'])}/{len(items)} in {time.time() - ts:.1f} s")
+    if progress:
+      progress(i + 1, len(jobs))
+  # manifest and summary from the shards themselves (so resumed runs are complete)
+  records = []
+  for split, k, _ in jobs:
+    with np.load(os.path.join(out_dir, _shard_name(split, k))) as z:
+      for r in json.loads(str(z["records"])):
+        r["shard"] = _shard_name(split, k)
+        records.append(r)
+  with open(os.path.join(out_dir, "manifest.jsonl.partial"), "w") as f:
+    for r in records:
+      f.write(json.dumps(r) + "\n")
+  os.replace(os.path.join(out_dir, "manifest.jsonl.partial"), os.path.join(out_dir, "manifest.jsonl"))
+  summary = {"config": cfg.to_dict(), "seconds_this_run": round(time.time() - t0, 1), "splits": {}}
+  for split in SPLITS:
+    rs = [r for r in records if r["split"] == split]
+    reasons: Dict[str, int] = {}
+    for r in rs:
+      if not r["kept"]:
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    summary["splits"][split] = dict(photos=len(rs), kept=sum(r["kept"] for r in rs), dropped=reasons,
+                                    people=len({r["person"] for r in rs if r["kept"]}))
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  return summary
+
+
+# --------------------------------------------------------------------------- #
+# Reading.
+
+def shards(data_dir: str, split: str) -> List[str]:
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+  out = sorted(glob.glob(os.path.join(data_dir, f"{split}-*.npz")))
+  if not out:
+    raise FileNotFoundError(f"no {split} shards in {data_dir}; build them with tools/build_uv_dataset.py")
+  return out
+
+
+def load_split(data_dir: str, split: str, limit: int = 0) -> Dict[str, np.ndarray]:
+  """All maps of a split in memory (uint8 arrays + file names)."""
+  parts: Dict[str, list] = {"texture": [], "status": [], "confidence": [], "files": []}
+  n = 0
+  for p in shards(data_dir, split):
+    with np.load(p) as z:
+      for k in parts:
+        parts[k].append(z[k])
+      n += len(z["files"])
+    if limit and n >= limit:
+      break
+  out = {k: np.concatenate(v) for k, v in parts.items()}
+  return {k: v[:limit] for k, v in out.items()} if limit else out
+
+
+def stream(data_dir: str, split: str, batch_size: int, seed: int = 0, epochs: Optional[int] = None
+           ) -> Iterator[Dict[str, np.ndarray]]:
+  """Shuffled batches read shard by shard (two shards in memory at a time), forever by default.
+
+  Yields dicts with ``texture`` float32 in [0, 1] (B, T, T, 3), ``status`` uint8,
+  ``confidence`` float32 in [0, 1].
+  """
+  paths = shards(data_dir, split)
+  rng = np.random.default_rng(seed)
+  epoch = 0
+  buf: Dict[str, np.ndarray] = {}
+  while epochs is None or epoch < epochs:
+    for p in rng.permutation(paths):
+      with np.load(p) as z:
+        new = {k: z[k] for k in ("texture", "status", "confidence")}
+      buf = {k: np.concatenate([buf[k], new[k]]) if buf else new[k] for k in new}
+      perm = rng.permutation(len(buf["texture"]))
+      buf = {k: v[perm] for k, v in buf.items()}
+      while len(buf["texture"]) >= 2 * batch_size or (len(buf["texture"]) >= batch_size and len(paths) == 1):
+        out = {k: v[:batch_size] for k, v in buf.items()}
+        buf = {k: v[batch_size:] for k, v in buf.items()}
+        yield dict(texture=out["texture"].astype(np.float32) / 255.0, status=out["status"],
+                   confidence=out["confidence"].astype(np.float32) / 255.0)
+    epoch += 1

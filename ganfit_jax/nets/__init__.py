@@ -1,0 +1,1 @@
+"""Neural networks: identity networks (IResNet/ArcFace, SFace) and the texture GAN."""

@@ -1,0 +1,117 @@
+"""Identity networks behind one interface, their stored variables, and the independent judge.
+
+``identity_features(net, variables, image_112) -> (embedding, features)`` is
+what the losses call: ``image_112`` is (..., 112, 112, 3) RGB in [0, 1], aligned
+to the ArcFace five-point template (:func:`ganfit_jax.face.align.align_112`);
+any leading batch shape works, under ``jit``, ``vmap`` and ``grad``.
+
+Variables are stored as ``.npz`` files whose keys are the flattened Flax
+variable paths (``params/conv_1_conv2d/kernel``) plus ``__net__`` / ``__arch__``
+metadata, written by ``tools/convert_sface.py`` and ``tools/convert_arcface.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Dict, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from ganfit_jax import assets
+from ganfit_jax.math import safe_norm
+from ganfit_jax.nets.iresnet import IResNet
+from ganfit_jax.nets.sface import SFace
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityNet:
+  """A loaded identity network: the Flax module and its (frozen) variables."""
+  name: str
+  module: nn.Module
+  variables: Any
+
+  @property
+  def embedding_size(self) -> int:
+    return int(self.module.num_features)
+
+
+def make_module(net: str, arch: str = "") -> nn.Module:
+  if net == "sface":
+    return SFace()
+  if net == "arcface":
+    return IResNet(arch=arch or "r50")
+  raise ValueError(f"unknown identity network {net!r}; known: 'sface', 'arcface'")
+
+
+def identity_features(net: nn.Module, variables, image_112) -> Tuple[jax.Array, Dict[str, jax.Array]]:
+  """Embeddings (..., D) and intermediate features of (..., 112, 112, 3) images in [0, 1]."""
+  image_112 = jnp.asarray(image_112)
+  if image_112.shape[-3:] != (112, 112, 3):
+    raise ValueError(f"identity_features expects (..., 112, 112, 3) aligned images, got {image_112.shape}")
+  lead = image_112.shape[:-3]
+  emb, feats = net.apply(variables, image_112.reshape((-1, 112, 112, 3)))
+  emb = emb.reshape(lead + emb.shape[1:])
+  feats = {k: v.reshape(lead + v.shape[1:]) for k, v in feats.items()}
+  return emb, feats
+
+
+def cosine(a, b, axis: int = -1):
+  """Cosine similarity with a safe norm (finite gradients at zero)."""
+  return (a * b).sum(axis) / (safe_norm(a, axis) * safe_norm(b, axis))
+
+
+def save_variables(path: str, variables, net: str, arch: str = "", dtype=np.float32) -> None:
+  flat = traverse_util.flatten_dict(jax.device_get(variables), sep="/")
+  arrays = {k: np.asarray(v, dtype) for k, v in flat.items()}
+  with open(path, "wb") as f:  # a file object: numpy would otherwise append .npz to temp names
+    np.savez(f, __net__=np.array(net), __arch__=np.array(arch), **arrays)
+
+
+def load_variables(path: str) -> Tuple[str, str, Any]:
+  """Reads a converted identity network: (net, arch, variables)."""
+  with np.load(path) as z:
+    net, arch = str(z["__net__"]), str(z["__arch__"])
+    flat = {k: jnp.asarray(z[k], jnp.float32) for k in z.files if not k.startswith("__")}
+  return net, arch, traverse_util.unflatten_dict(flat, sep="/")
+
+
+@functools.lru_cache(maxsize=4)
+def load(name_or_path: str = "sface") -> IdentityNet:
+  """Loads an identity network: an asset name ('sface') or a converted ``.npz`` path."""
+  path = assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path
+  net, arch, variables = load_variables(path)
+  return IdentityNet(name=net if not arch else f"{net}-{arch}", module=make_module(net, arch),
+                     variables=variables)
+
+
+# --------------------------------------------------------------------------- #
+# The independent judge: dlib's ResNet-29 (never used inside a loss).
+
+@functools.lru_cache(maxsize=None)
+def _dlib_recognizer():
+  import dlib
+  return dlib.face_recognition_model_v1(assets.path("dlib_face_resnet"))
+
+
+def judge_embedding(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
+  """dlib ResNet-29 128-d descriptor of the face with the given 68 landmarks.
+
+  Args:
+    image: (H, W, 3) RGB, float in [0, 1] or uint8.
+    landmarks68: (68, 2) landmarks in this project's pixel convention (centres at +0.5).
+  """
+  import dlib
+  from ganfit_jax.face import image_io
+  u8 = np.ascontiguousarray(image_io.to_uint8(np.asarray(image)) if np.asarray(image).dtype != np.uint8
+                            else np.asarray(image))
+  lm = np.asarray(landmarks68, np.float64) - 0.5
+  x0, y0 = lm.min(0)
+  x1, y1 = lm.max(0)
+  rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+  shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in lm])
+  return np.asarray(_dlib_recognizer().compute_face_descriptor(u8, shape), np.float32)

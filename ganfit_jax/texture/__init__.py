@@ -1,0 +1,1 @@
+"""Texture side: UV unwrapping of photos, texture models (PCA baseline, GAN decoder)."""

@@ -1,0 +1,277 @@
+"""Unwrapping photos into the morphable model's UV layout.
+
+Texture convention (shared with ``render.texture.sample``): a (T, T, 3) map,
+row 0 at v = 1, texel (i, j) centred at u = (j + 0.5) / T, v = 1 - (i + 0.5) / T.
+Only UV tile [0, 1]^2 is textured (ICT-FaceKit's head/neck UDIM tile [1, 2] is not).
+
+* :func:`texel_map` rasterises the UV layout once: for every texel its triangle
+  and barycentrics, so its 3D point on any mesh of the model is a weighted sum
+  of three vertices.
+* :func:`vertex_mirror` / :func:`texel_mirror`: the left-right symmetry of the
+  model (x -> -x on the mean shape), as index maps; mirroring twice is the identity.
+* :func:`unwrap` (one photo; ``jax.vmap`` it): projects every texel's 3D point
+  into the photo, keeps it where the z-buffer says it is the visible surface and
+  it faces the camera, and samples the photo's colour there.
+* :func:`deshade` optionally divides out a fitted ambient + point-light shading.
+* :func:`complete` fills unseen texels from their mirror, then smoothly (inpainting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganfit_jax import camera as camera_lib
+from ganfit_jax import math as gmath
+from ganfit_jax import morphable
+from ganfit_jax.render import raster
+from ganfit_jax.types import MorphableModel
+
+# Texel status codes stored with every map.
+OUTSIDE, FILLED, MIRRORED, OBSERVED = 0, 1, 2, 3
+
+
+@dataclasses.dataclass(frozen=True)
+class TexelMap:
+  """Per-texel geometry of a UV layout at resolution ``size`` (numpy arrays).
+
+  triangle: (T, T) int32 triangle index; bary: (T, T, 3) barycentrics;
+  mask: (T, T) bool, texel inside a UV triangle of tile [0, 1]^2;
+  mirror: (T, T) int32 flat index of the mirrored texel (-1 if none).
+  """
+  size: int
+  triangle: np.ndarray
+  bary: np.ndarray
+  mask: np.ndarray
+  mirror: np.ndarray
+
+
+def texel_centres_uv(size: int) -> np.ndarray:
+  j, i = np.meshgrid(np.arange(size), np.arange(size))
+  return np.stack([(j + 0.5) / size, 1.0 - (i + 0.5) / size], -1).astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("size",))
+def _rasterize_uv_jit(uv, tris, size: int):
+  xy = jnp.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], -1)
+  depth = jnp.full(uv.shape[:1], 2.0, jnp.float32)  # constant depth beyond the near plane
+  levels = ((4, None), (16, 2048), (64, 256), (size, 16))
+  fb = raster.rasterize(xy, depth, tris, size, size, cull_backfaces=False, levels=levels)
+  return fb, raster.barycentrics(fb, xy, depth, tris)
+
+
+def _rasterize_uv(model: MorphableModel, size: int):
+  fb, bary = _rasterize_uv_jit(jnp.asarray(model.uv, jnp.float32), jnp.asarray(model.uv_triangles), size)
+  return np.asarray(fb.triangle_id), np.asarray(bary), np.asarray(fb.mask), int(fb.truncated)
+
+
+def vertex_mirror(model: MorphableModel) -> np.ndarray:
+  """(V,) index of each vertex's mirror image (x -> -x on the mean shape); -1 if none within 1 mm.
+
+  Only mutual nearest neighbours are kept, so ``m[m[i]] == i`` wherever ``m[i] >= 0``.
+  """
+  from scipy.spatial import cKDTree
+  mean = np.asarray(model.mean, np.float64)
+  d, nn = cKDTree(mean).query(mean * np.array([-1.0, 1.0, 1.0]))
+  ok = (d < 1.0) & (nn[nn] == np.arange(len(nn)))
+  return np.where(ok, nn, -1).astype(np.int32)
+
+
+def texel_points(model_vertices, tmap: TexelMap, triangles):
+  """(T, T, 3) 3D points of the texels on a mesh (zeros outside the chart)."""
+  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]  # (T, T, 3)
+  p = jnp.sum(jnp.asarray(tmap.bary)[..., None] * model_vertices[tri], -2)
+  return jnp.where(jnp.asarray(tmap.mask)[..., None], p, 0.0)
+
+
+def _texel_mirror(model: MorphableModel, tri, bary, mask, size: int) -> np.ndarray:
+  """Mirror texel of each texel: nearest texel (on the mean shape) to its x-mirrored 3D point,
+  kept only when mutual and within one texel's 3D spacing."""
+  from scipy.spatial import cKDTree
+  tm = TexelMap(size, tri, bary, mask, np.full((size, size), -1, np.int32))
+  pts = np.asarray(texel_points(jnp.asarray(model.mean), tm, model.triangles)).reshape(-1, 3)
+  valid = np.flatnonzero(mask.ravel())
+  tree = cKDTree(pts[valid])
+  d, j = tree.query(pts[valid] * np.array([-1.0, 1.0, 1.0]))
+  target = valid[j]
+  mirror = np.full(size * size, -1, np.int64)
+  mirror[valid] = target
+  spacing = np.median(tree.query(pts[valid], k=2)[0][:, 1])
+  ok = np.zeros(size * size, bool)
+  ok[valid] = (mirror[target] == valid) & (d < 2.0 * spacing + 1e-3)
+  return np.where(ok, mirror, -1).reshape(size, size).astype(np.int32)
+
+
+_CACHE: dict = {}
+
+
+def _compute_texel_map(model: MorphableModel, size: int) -> TexelMap:
+  tri, bary, mask, truncated = _rasterize_uv(model, size)
+  if truncated:
+    raise ValueError(f"UV rasterisation cut {truncated} large UV triangles; report this layout")
+  mirror = _texel_mirror(model, tri, bary, mask, size)
+  return TexelMap(size=size, triangle=tri, bary=bary.astype(np.float32), mask=mask, mirror=mirror)
+
+
+def texel_map(model: MorphableModel, size: int = 128) -> TexelMap:
+  """The UV layout's per-texel geometry and mirror map (computed once per model and size)."""
+  uv = np.asarray(model.uv)
+  key = (model.name, uv.shape[0], int(np.asarray(model.triangles).shape[0]), float(uv.sum()), int(size))
+  if key not in _CACHE:
+    _CACHE[key] = _compute_texel_map(model, int(size))
+  return _CACHE[key]
+
+
+class Unwrapped(NamedTuple):
+  """texture (T, T, 3) photo colours; visible (T, T) bool; confidence (T, T) in [0, 1]
+  (cosine between the surface normal and the view direction where visible, else 0)."""
+  texture: jnp.ndarray
+  visible: jnp.ndarray
+  confidence: jnp.ndarray
+
+
+def _bilinear_pixels(image, xy):
+  """Samples (H, W, C) at continuous pixel coordinates (centres at +0.5), border-clamped."""
+  h, w = image.shape[:2]
+  x = xy[..., 0] - 0.5
+  y = xy[..., 1] - 0.5
+  x0 = jnp.floor(x)
+  y0 = jnp.floor(y)
+  fx = (x - x0)[..., None]
+  fy = (y - y0)[..., None]
+  xi = lambda a: jnp.clip(a.astype(jnp.int32), 0, w - 1)  # noqa: E731
+  yi = lambda a: jnp.clip(a.astype(jnp.int32), 0, h - 1)  # noqa: E731
+  c00, c01 = image[yi(y0), xi(x0)], image[yi(y0), xi(x0 + 1)]
+  c10, c11 = image[yi(y0 + 1), xi(x0)], image[yi(y0 + 1), xi(x0 + 1)]
+  return c00 * (1 - fx) * (1 - fy) + c01 * fx * (1 - fy) + c10 * (1 - fx) * fy + c11 * fx * fy
+
+
+def unwrap(photo, vertices, triangles, camera, tmap: TexelMap, *, canvas_size: int,
+           canvas_to_photo=None, normal_threshold: float = 0.25, depth_tolerance: float = 5.0) -> Unwrapped:
+  """Samples a photo's colours into UV space for one fitted face.
+
+  Args:
+    photo: (H, W, 3) float image.
+    vertices: (V, 3) fitted mesh (mm); triangles: (F, 3).
+    camera: (10,) fitted camera, projecting onto a ``canvas_size`` square canvas.
+    tmap: :func:`texel_map` of the model.
+    canvas_to_photo: (2, 3) affine from canvas to photo coordinates (None: the
+      photo is the canvas).
+    normal_threshold: minimum cosine between normal and view direction.
+    depth_tolerance: mm a texel may lie behind the z-buffer surface and still count as visible.
+  """
+  h, w = photo.shape[:2]
+  s = canvas_size
+  xy, depth = camera_lib.project(camera, vertices, s, s)
+  fb = raster.rasterize(xy, depth, triangles, s, s)
+  zbuf = raster.pixel_depth(raster.barycentrics(fb, xy, depth, triangles), fb, depth, triangles)
+  pts = texel_points(vertices, tmap, triangles)  # (T, T, 3)
+  t = tmap.size
+  txy, tdepth = camera_lib.project(camera, pts.reshape(-1, 3), s, s)
+  ix = jnp.clip(jnp.floor(txy[:, 0]).astype(jnp.int32), 0, s - 1)
+  iy = jnp.clip(jnp.floor(txy[:, 1]).astype(jnp.int32), 0, s - 1)
+  on_canvas = (txy[:, 0] >= 0) & (txy[:, 0] < s) & (txy[:, 1] >= 0) & (txy[:, 1] < s)
+  front = fb.mask[iy, ix] & (tdepth <= zbuf[iy, ix] + depth_tolerance)
+  if canvas_to_photo is not None:
+    m = jnp.asarray(canvas_to_photo)
+    pxy = txy @ m[:, :2].T + m[:, 2][None, :]
+  else:
+    pxy = txy
+  in_photo = (pxy[:, 0] >= 0.5) & (pxy[:, 0] <= w - 0.5) & (pxy[:, 1] >= 0.5) & (pxy[:, 1] <= h - 0.5)
+  colour = _bilinear_pixels(photo, pxy).reshape(t, t, 3)
+  vn = morphable.vertex_normals(vertices, triangles)
+  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]
+  n = gmath.safe_normalize(jnp.sum(jnp.asarray(tmap.bary)[..., None] * vn[tri], -2))
+  eye = camera_lib.split(camera)[0]
+  cosang = jnp.sum(n * gmath.safe_normalize(eye[None, None, :] - pts), -1)
+  vis = (jnp.asarray(tmap.mask) & (on_canvas & front & in_photo).reshape(t, t)
+         & (cosang > normal_threshold))
+  conf = jnp.where(vis, jnp.clip(cosang, 0.0, 1.0), 0.0)
+  return Unwrapped(texture=jnp.where(vis[..., None], colour, 0.0), visible=vis, confidence=conf)
+
+
+def texel_normals(vertices, triangles, tmap: TexelMap):
+  vn = morphable.vertex_normals(vertices, triangles)
+  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]
+  return gmath.safe_normalize(jnp.sum(jnp.asarray(tmap.bary)[..., None] * vn[tri], -2))
+
+
+def _light_directions(n: int = 96) -> np.ndarray:
+  """Fibonacci directions on the front hemisphere (z > 0, towards the camera side)."""
+  k = np.arange(n) + 0.5
+  z = 1.0 - k / n  # (0, 1]
+  r = np.sqrt(1.0 - z * z)
+  phi = np.pi * (3.0 - np.sqrt(5.0)) * k
+  return np.stack([r * np.cos(phi), r * np.sin(phi), z], -1).astype(np.float32)
+
+
+def deshade(texture, visible, normals, min_shading: float = 0.2):
+  """Divides out the best-fitting ambient + directional (Phong diffuse) shading.
+
+  Per direction l in a hemisphere grid, fits ``colour_c = a_c + d_c max(0, n.l)``
+  per channel by least squares over visible texels (albedo taken as constant
+  across the face, so spatial variation is attributed to light); keeps the
+  best direction and returns ``colour * mean(shading) / shading`` so the map's
+  overall colour is kept. Returns (texture, shading (T, T, 3)).
+  """
+  dirs = jnp.asarray(_light_directions())
+  wv = visible.astype(texture.dtype)
+  nv = jnp.maximum(jnp.sum(wv), 1.0)
+
+  def fit(l):
+    sh = jnp.maximum(jnp.sum(normals * l[None, None, :], -1), 0.0)  # (T, T)
+    ms = jnp.sum(sh * wv) / nv
+    mc = jnp.sum(texture * wv[..., None], (0, 1)) / nv
+    cov = jnp.sum(((sh - ms) * wv)[..., None] * (texture - mc[None, None, :]), (0, 1)) / nv
+    var = jnp.sum(jnp.square(sh - ms) * wv) / nv
+    d = cov / jnp.maximum(var, 1e-8)
+    a = mc - d * ms
+    pred = a[None, None, :] + d[None, None, :] * sh[..., None]
+    err = jnp.sum(jnp.square(pred - texture) * wv[..., None])
+    return err, pred, jnp.sum(pred * wv[..., None], (0, 1)) / nv
+
+  errs, preds, means = jax.vmap(fit)(dirs)
+  best = jnp.argmin(errs)
+  shading = preds[best] / jnp.maximum(means[best], 1e-6)[None, None, :]
+  shading = jnp.maximum(shading, min_shading)
+  out = jnp.where(visible[..., None], texture / shading, 0.0)
+  return jnp.clip(out, 0.0, 1.0), shading
+
+
+def complete(texture: np.ndarray, visible: np.ndarray, confidence: np.ndarray, tmap: TexelMap,
+             inpaint_radius: int = 5):
+  """Fills unseen texels: first from the mirrored texel, then by inpainting (numpy, one map).
+
+  Returns (texture (T, T, 3) float32, status (T, T) uint8 of OUTSIDE/FILLED/MIRRORED/OBSERVED,
+  confidence (T, T) float32 with mirrored texels at half their source's confidence).
+  """
+  import cv2
+  t = tmap.size
+  tex = np.asarray(texture, np.float32).reshape(t * t, 3).copy()
+  vis = np.asarray(visible, bool).ravel()
+  conf = np.asarray(confidence, np.float32).ravel().copy()
+  mask = tmap.mask.ravel()
+  mir = tmap.mirror.ravel()
+  status = np.where(mask, FILLED, OUTSIDE).astype(np.uint8)
+  status[vis] = OBSERVED
+  take = mask & ~vis & (mir >= 0)
+  take &= vis[np.where(mir >= 0, mir, 0)]
+  tex[take] = tex[mir[take]]
+  conf[take] = 0.5 * conf[mir[take]]
+  status[take] = MIRRORED
+  hole = (status == FILLED).reshape(t, t)
+  tex = tex.reshape(t, t, 3)
+  if hole.any():
+    known = (status >= MIRRORED).reshape(t, t)
+    if known.any():
+      u8 = np.clip(tex * 255.0 + 0.5, 0, 255).astype(np.uint8)
+      # inpaint everything not known (holes and the outside) so borders blend, then keep holes only
+      filled = cv2.inpaint(u8, (~known).astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
+      tex = np.where(hole[..., None], filled.astype(np.float32) / 255.0, tex)
+  tex = np.where(tmap.mask[..., None], tex, 0.0)
+  return tex.astype(np.float32), status.reshape(t, t), conf.reshape(t, t)

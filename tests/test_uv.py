@@ -1,0 +1,165 @@
+"""UV unwrapping: texel map, mirror maps, visibility, recovery of a known texture, the dataset tool."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import LFW_DIR
+from ganfit_jax import camera, morphable
+from ganfit_jax.render import pipeline, shading
+from ganfit_jax.texture import unwrap as uw
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+# iBUG-68 left/right pairs (0-based).
+IBUG_PAIRS = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range(5)] + [(31, 35), (32, 34)]
+              + [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]
+              + [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67)])
+
+
+@pytest.fixture(scope="module")
+def tmap(ict_model):
+  return uw.texel_map(ict_model, 64)
+
+
+def test_texel_mirror_is_an_involution_and_the_ict_flip(tmap):
+  m = tmap.mirror.ravel()
+  has = m >= 0
+  assert has.sum() >= 0.95 * tmap.mask.sum()
+  assert np.all(m[m[has]] == np.flatnonzero(has))  # mirroring twice is the identity
+  t = tmap.size
+  flip = np.arange(t * t).reshape(t, t)[:, ::-1].ravel()
+  assert np.mean(m[has] == flip[has]) > 0.99  # ICT's UV layout is mirror-symmetric about u = 0.5
+
+
+def test_vertex_mirror_maps_landmark_pairs(ict_model):
+  vm = uw.vertex_mirror(ict_model)
+  assert np.all(vm[vm[vm >= 0]] == np.flatnonzero(vm >= 0))
+  mean = np.asarray(ict_model.mean)
+  lm = np.asarray(ict_model.landmarks)
+  for a, b in IBUG_PAIRS:
+    assert vm[lm[a]] >= 0
+    # the mirror of landmark a is (within 3 mm) landmark b
+    assert np.linalg.norm(mean[vm[lm[a]]] - mean[lm[b]]) < 3.0, (a, b)
+
+
+def test_unwrap_recovers_a_known_texture(ict_model, tmap):
+  t = tmap.size
+  ii, jj = np.meshgrid(np.arange(t), np.arange(t), indexing="ij")
+  tex = np.stack([ii / t, jj / t, 0.5 + 0.5 * np.sin(ii / 3.0) * np.cos(jj / 4.0)], -1).astype(np.float32)
+  cam = camera.orbit_camera(yaw=20.0)
+  verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
+  flat = shading.make_light(colour=(0, 0, 0), ambient=(1, 1, 1))  # unlit: the image shows the albedo
+  img = pipeline.render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(tex), cam,
+                        flat, height=224, width=224).image
+  u = uw.unwrap(img, verts, ict_model.triangles, cam, tmap, canvas_size=224)
+  vis = np.asarray(u.visible)
+  assert vis.sum() > 0.4 * tmap.mask.sum()
+  err = np.abs(np.asarray(u.texture) - tex)[vis]
+  assert err.mean() < 0.01 and np.percentile(err, 95) < 0.03, (err.mean(), np.percentile(err, 95))
+  # turned 20 degrees: more texels seen on one half of the (symmetric) layout than the other
+  left, right = vis[:, :t // 2].sum(), vis[:, t // 2:].sum()
+  assert abs(int(left) - int(right)) > 0.05 * vis.sum()
+  conf = np.asarray(u.confidence)
+  assert np.all(conf[~vis] == 0) and np.all((conf[vis] > 0.25) & (conf[vis] <= 1))
+
+
+def _occluder_scene():
+  """A 200 mm back quad (UV tile [0,1]^2) and a 20 mm quad 30 mm in front of it (UV tile [1,2])."""
+  def quad(h, z):
+    return np.array([[-h, -h, z], [h, -h, z], [h, h, z], [-h, h, z]], np.float32)
+  v = np.concatenate([quad(100, 0), quad(10, 30)])
+  tris = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+  uv = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [1.2, 0.2], [1.8, 0.2], [1.8, 0.8], [1.2, 0.8]], np.float32)
+  return morphable.from_arrays(mean=v, id_basis=np.zeros((1, 8, 3)), exp_basis=np.zeros((1, 8, 3)),
+                               triangles=tris, landmarks=np.zeros(68, int), uv=uv, uv_triangles=tris,
+                               name="occluder")
+
+
+def test_visibility_mask_on_an_occluded_quad():
+  model = _occluder_scene()
+  tm = uw.texel_map(model, 32)
+  assert tm.mask.all()  # the back quad fills the chart
+  cam = camera.make_camera(position=(0, 0, 1000), look_at=(0, 0, 0), focal=3.0)
+  img = jnp.ones((128, 128, 3)) * 0.5
+  u = uw.unwrap(img, model.mean, model.triangles, cam, tm, canvas_size=128, normal_threshold=0.1)
+  pts = np.asarray(uw.texel_points(model.mean, tm, model.triangles))
+  vis = np.asarray(u.visible)
+  inner = np.max(np.abs(pts[..., :2]), -1) < 9.0  # behind the occluder (its shadow reaches 10.3 mm)
+  outer = (np.max(np.abs(pts[..., :2]), -1) > 12.0) & (np.max(np.abs(pts[..., :2]), -1) < 60.0)
+  assert inner.sum() > 0 and not vis[inner].any()
+  assert vis[outer].all()
+  # seen from behind, nothing faces the camera
+  back = camera.make_camera(position=(0, 0, -1000), look_at=(0, 0, 0), focal=3.0)
+  ub = uw.unwrap(img, model.mean, model.triangles, back, tm, canvas_size=128)
+  assert not np.asarray(ub.visible).any()
+
+
+def test_complete_fills_from_the_mirror_then_inpaints(tmap):
+  t = tmap.size
+  rng = np.random.default_rng(0)
+  tex = rng.random((t, t, 3)).astype(np.float32)
+  vis = tmap.mask.copy()
+  vis[:, : t // 2] = False  # left half unseen
+  vis[:4] = False  # top rows unseen on both sides
+  out, status, conf = uw.complete(tex * vis[..., None], vis, vis.astype(np.float32), tmap)
+  mir = tmap.mirror
+  sel = (status == uw.MIRRORED)
+  assert sel.sum() > 0.3 * tmap.mask.sum()
+  src = mir[sel]
+  np.testing.assert_allclose(out[sel], tex.reshape(-1, 3)[src], atol=1e-6)
+  np.testing.assert_allclose(conf[sel], 0.5)
+  assert np.all(status[~tmap.mask] == uw.OUTSIDE)
+  assert np.all(status[vis] == uw.OBSERVED)
+  filled = status == uw.FILLED
+  assert filled.any() and np.all(np.isfinite(out)) and np.all(out[filled].max(-1) > 0)
+
+
+def test_deshade_removes_a_synthetic_light(ict_model, tmap):
+  verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
+  n = uw.texel_normals(verts, ict_model.triangles, tmap)
+  albedo = jnp.full((tmap.size, tmap.size, 3), 0.6) * jnp.array([[[1.0, 0.8, 0.7]]])
+  l = jnp.array([0.6, 0.3, 0.74]) / jnp.linalg.norm(jnp.array([0.6, 0.3, 0.74]))
+  shade = 0.4 + 0.8 * jnp.maximum(jnp.sum(n * l[None, None, :], -1), 0.0)
+  vis = jnp.asarray(tmap.mask) & (n[..., 2] > 0.3)
+  lit = jnp.where(vis[..., None], albedo * shade[..., None], 0.0)
+  out, _ = uw.deshade(lit, vis, n)
+  v = np.asarray(vis)
+  spread_before = np.asarray(lit)[v].std(0).mean()
+  spread_after = np.asarray(out)[v].std(0).mean()
+  assert spread_after < 0.25 * spread_before, (spread_before, spread_after)
+
+
+def test_tiny_dataset_build_splits_and_resumes(tmp_path):
+  out = tmp_path / "uv"
+  cmd = [sys.executable, os.path.join(ROOT, "tools", "build_uv_dataset.py"), f"--out={out}",
+         f"--config={os.path.join(ROOT, 'configs', 'uv_dataset_tiny.py')}",
+         f"--faces_cache={tmp_path / 'faces.jsonl'}", f"--lfw_dir={LFW_DIR}"]
+  r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-3000:]
+  summary = json.load(open(out / "summary.json"))
+  manifest = [json.loads(l) for l in open(out / "manifest.jsonl")]
+  assert len(manifest) == 12 and summary["splits"]["train"]["photos"] == 6
+  train_people = {m["person"] for m in manifest if m["split"] == "train"}
+  held_people = {m["person"] for m in manifest if m["split"] == "heldout"}
+  assert not train_people & held_people
+  dev_train = {l.split()[0] for l in open(os.path.join(LFW_DIR, "peopleDevTrain.txt")).read().splitlines()[1:]}
+  assert train_people <= dev_train and not held_people & dev_train
+  from ganfit_jax.data import uv_dataset
+  data = uv_dataset.load_split(str(out), "train")
+  kept = [m for m in manifest if m["split"] == "train" and m["kept"]]
+  assert len(data["files"]) == len(kept) > 0
+  assert data["texture"].shape[1:] == (64, 64, 3) and data["texture"].dtype == np.uint8
+  assert set(np.unique(data["status"])) <= {0, 1, 2, 3} and (data["status"] == 3).mean() > 0.3
+  batch = next(uv_dataset.stream(str(out), "train", batch_size=2))
+  assert batch["texture"].shape == (2, 64, 64, 3) and batch["texture"].max() <= 1.0
+  mtimes = {p: os.path.getmtime(out / p) for p in os.listdir(out) if p.endswith(".npz")}
+  r2 = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+  assert r2.returncode == 0 and "(4 already done)" in r2.stdout
+  assert mtimes == {p: os.path.getmtime(out / p) for p in mtimes}
