@@ -252,7 +252,7 @@ def fit(objective, frozen, targets, cfg: FitConfig, key, latent_dim: int, shared
     aux = jax.device_get(aux)
     hist.append(aux)
     if callback is not None:
-      callback(i, total, {k: float(np.mean(v)) for k, v in aux.items()})
+      callback(i, total, dict({k: float(np.mean(v)) for k, v in aux.items()}, stage=2 if stage2 else 1))
   final_losses = np.asarray(hist[-1]["loss"])  # (B, N)
   if shared_identity:
     best = np.full((b,), int(np.argmin(final_losses.sum(0))))

@@ -81,7 +81,8 @@ def test_schedule():
   assert gan_train.schedule(250, 3, 100) == gan_train.Phase(1, 1.0, 8)
   assert gan_train.schedule(10_000, 3, 100) == gan_train.Phase(2, 1.0, 16)
   assert gan_train.total_images(3, 100) == 500
-  assert gan_train.schedule(130, 3, [100, 20, 40]) == gan_train.Phase(2, 0.25, 16)
+  assert gan_train.schedule(130, 3, [100, 20, 40]) == gan_train.Phase(1, 1.0, 8)
+  assert gan_train.schedule(150, 3, [100, 20, 40]) == gan_train.Phase(2, 0.25, 16)
   assert gan_train.total_images(3, [100, 20, 40]) == 220
 
 
@@ -129,7 +130,7 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
   state = gan_train.init_state(cfg, jax.random.PRNGKey(5))
   step = gan_train.make_train_step(cfg, 1)
   batch = next(_blob_batches(cfg.batch_size, 16))["texture"]
-  state, _ = step(state, jnp.asarray(batch), jnp.ones((8, 8, 1)), jnp.float32(0.3))
+  state, _ = step(state, jnp.asarray(batch), jnp.ones((8, 8, 1)), jnp.float32(0.3), jnp.float32(0.9))
   mngr = gan_train.checkpoint_manager(str(tmp_path))
   gan_train.save_checkpoint(mngr, state)
   fresh = gan_train.init_state(cfg, jax.random.PRNGKey(6))

@@ -16,7 +16,6 @@ import glob
 import json
 import os
 import sys
-import time
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -47,15 +46,23 @@ def _stem(path, taken):
 
 
 class _Progress:
+  """A progress bar over the fitting steps (tqdm), with the main loss terms."""
+
   def __init__(self, what):
+    from tqdm import tqdm
     self.what = what
-    self.t0 = time.time()
+    self.bar = None
+    self.tqdm = tqdm
 
   def __call__(self, i, n, aux):
-    if i % 20 == 0 or i == n - 1:
-      print(f"  [{self.what}] step {i + 1:4d}/{n}  loss {aux['loss']:.4f}  id {aux['identity']:.3f}  "
-            f"pix {aux['pixel']:.3f}  lm RMSE {aux['landmark_rmse_px']:.2f}px  {time.time() - self.t0:.0f}s",
-            flush=True)
+    if self.bar is None:
+      self.bar = self.tqdm(total=n, desc=self.what, unit="step", mininterval=1.0)
+    self.bar.update(1)
+    self.bar.set_postfix_str(f"stage {aux['stage']} loss {aux['loss']:.3f} "
+                             f"id {aux['identity']:.3f} pix {aux['pixel']:.3f} "
+                             f"lm {aux['landmark_rmse_px']:.1f}px", refresh=False)
+    if i == n - 1:
+      self.bar.close()
 
 
 def run():

@@ -25,7 +25,8 @@ config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__)
 flags.DEFINE_string("data", "work/uv128", "UV dataset folder (tools/build_uv_dataset.py); only train-*.npz is read.")
 flags.DEFINE_string("workdir", "work/gan128", "Checkpoints, samples and losses.")
 flags.DEFINE_float("max_minutes", 0.0, "Stop (with a checkpoint) after this many minutes; 0 = no limit.")
-flags.DEFINE_string("export", None, "Write the EMA generator of the latest checkpoint here and exit.")
+flags.DEFINE_string("export", None, "Write the generator of the latest checkpoint here and exit.")
+flags.DEFINE_enum("export_weights", "ema", ["ema", "raw"], "Which generator weights --export writes.")
 
 
 def chart_from_data(data_dir: str, resolution: int) -> np.ndarray:
@@ -53,8 +54,9 @@ def main(argv):
       print(f"error: no checkpoint in {FLAGS.workdir}/ckpt", file=sys.stderr)
       return 2
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.export)), exist_ok=True)
-    gan_train.export_generator(FLAGS.export, cfg, restored["ema"], chart,
+    gan_train.export_generator(FLAGS.export, cfg, restored["ema" if FLAGS.export_weights == "ema" else "g"], chart,
                                extra=dict(steps=int(restored["step"]), images=int(restored["images"]),
+                                          weights=FLAGS.export_weights,
                                           data=os.path.basename(os.path.normpath(FLAGS.data))))
     from ganfit_jax import assets
     if os.path.abspath(FLAGS.export).startswith(assets.WEIGHTS_DIR):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from ganfit_jax.nets.layers import PReLU, batch_norm, flatten_nchw
+from ganfit_jax.nets.layers import DepthwiseConv, PReLU, batch_norm, flatten_nchw
 
 # (name, out channels, kernel, stride, depthwise)
 SPEC = [("conv_1", 32, 3, 1, False)]
@@ -40,10 +40,11 @@ class SFace(nn.Module):
       x = (x * 255.0 - 127.5) * 0.0078125
     feats = {}
     for name, out, k, s, dw in SPEC:
-      cin = x.shape[-1]
-      pad = ((k // 2, k // 2),) * 2
-      x = nn.Conv(cin if dw else out, (k, k), strides=(s, s), padding=pad, use_bias=False,
-                  feature_group_count=cin if dw else 1, name=f"{name}_conv2d")(x)
+      if dw:
+        x = DepthwiseConv(k, s, name=f"{name}_conv2d")(x)
+      else:
+        pad = ((k // 2, k // 2),) * 2
+        x = nn.Conv(out, (k, k), strides=(s, s), padding=pad, use_bias=False, name=f"{name}_conv2d")(x)
       x = batch_norm(1e-3, f"{name}_batchnorm")(x)
       x = PReLU(name=f"{name}_relu")(x)
       if name in FEATURE_AT:

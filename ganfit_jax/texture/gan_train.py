@@ -120,11 +120,11 @@ def chart_mask(status_or_mask: np.ndarray, level_res: int) -> jnp.ndarray:
 
 
 def make_train_step(cfg, level: int):
-  """The jitted step for one level (compiled once per level; ``alpha`` is traced)."""
+  """The jitted step for one level (compiled once per level; ``alpha`` and ``ema_decay`` are traced)."""
   gen, disc = make_nets(cfg)
   g_opt, d_opt = make_optimizers(cfg)
 
-  def step(state, real01, mask, alpha):
+  def step(state, real01, mask, alpha, ema_decay):
     key, kz1, kz2, kgp = jax.random.split(state["key"], 4)
     b = real01.shape[0]
     real = resize_real(real01 * 2.0 - 1.0, progan.resolutions(cfg.max_resolution)[level], alpha) * mask[None]
@@ -152,7 +152,7 @@ def make_train_step(cfg, level: int):
     g_loss, g_grads = jax.value_and_grad(g_loss_fn)(state["g"])
     g_upd, g_opt_state = g_opt.update(g_grads, state["g_opt"], state["g"])
     g_params = optax.apply_updates(state["g"], g_upd)
-    ema = jax.tree_util.tree_map(lambda e, p: cfg.ema_decay * e + (1.0 - cfg.ema_decay) * p, state["ema"], g_params)
+    ema = jax.tree_util.tree_map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, state["ema"], g_params)
     new = dict(g=g_params, d=d_params, g_opt=g_opt_state, d_opt=d_opt_state, ema=ema, step=state["step"] + 1,
                images=state["images"] + b, key=key)
     return new, dict(d_aux, g_loss=g_loss)
@@ -245,6 +245,7 @@ def train(cfg, batches: Iterator[Dict[str, np.ndarray]], chart: np.ndarray, work
     bar = None
   losses_f = open(os.path.join(workdir, "losses.jsonl"), "a")
   phase = schedule(int(state["images"]), num_levels, cfg.images_per_phase)
+  level_start = int(state["step"])  # EMA warm-up restarts at every new level (and on resume)
   while int(state["images"]) < total:
     if max_seconds and time.time() - t0 > max_seconds:
       log(f"stopping at the time limit ({max_seconds:.0f} s)")
@@ -253,8 +254,12 @@ def train(cfg, batches: Iterator[Dict[str, np.ndarray]], chart: np.ndarray, work
     if phase.level not in steps:
       steps[phase.level] = make_train_step(cfg, phase.level)
       mask_l = chart_mask(chart, phase.resolution)
+      level_start = int(state["step"])
     batch = next(batches)
-    state, aux = steps[phase.level](state, jnp.asarray(batch["texture"]), mask_l, jnp.float32(phase.alpha))
+    k = int(state["step"]) - level_start
+    decay = min(cfg.ema_decay, (1.0 + k) / (10.0 + k))  # warm-up: new blocks must not average in their init
+    state, aux = steps[phase.level](state, jnp.asarray(batch["texture"]), mask_l, jnp.float32(phase.alpha),
+                                    jnp.float32(decay))
     s = int(state["step"])
     if bar is not None:
       bar.update(batch["texture"].shape[0])
