@@ -11,9 +11,9 @@
    landmark reprojection error (pixels of the 224 canvas, and normalised by the
    outer-eye-corner distance), and identity cosine photo-vs-render judged by the
    independent dlib ResNet (never used in fitting): descriptors of the photo
-   canvas and of the render, both at the photo's landmarks. Baseline: the mean
-   face (shape 0, expression 0, mean texture latent, default light) seen
-   through the same fitted camera.
+   canvas and of the render, both at the photo's landmarks. Baseline ("mean
+   face"): the fit's starting point (shape 0, expression 0, the initial texture
+   latent, default light) seen through the same fitted camera.
 """
 
 import os
@@ -116,6 +116,12 @@ def main(argv):
   render = jax.jit(rec.objective.render_params)
   lm_of = jax.jit(lambda p: fitting.camera_lib.project(obj.camera_of(p), morphable.landmark_points(
       rec.model, p.shape, obj.expression_values(rec.model.expression_kind, p.expression)), s, s)[0])
+  # the baseline's texture is the fit's own starting latent (init 0), i.e. where fitting begins
+  k_lat = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(rec.cfg.seed), 1))[0]
+  start_latent = jax.random.normal(k_lat, (rec.fit_cfg.num_inits, rec.texture.latent_dim))[0] * \
+      rec.fit_cfg.init_latent_std
+  if rec.fit_cfg.zero_first_init:
+    start_latent = jnp.zeros_like(start_latent)
   for k in range(0, len(chosen), FLAGS.batch):
     chunk = chosen[k:k + FLAGS.batch]
     preps = []
@@ -130,7 +136,7 @@ def main(argv):
       canvas, lm_c = r.prepared.canvas, r.prepared.landmarks
       iod = np.linalg.norm(lm_c[36] - lm_c[45])
       ref = identity.judge_embedding(canvas, lm_c)
-      mean_p = rec.objective.init_params(rec.model, rec.texture.latent_dim).replace(
+      mean_p = rec.objective.init_params(rec.model, rec.texture.latent_dim, start_latent).replace(
           camera_delta=r.params.camera_delta)
       for name, p in (("fitted", r.params), ("mean face", mean_p)):
         out, _ = render(rec.frozen, p, jnp.asarray(canvas))

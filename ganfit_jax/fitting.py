@@ -166,7 +166,9 @@ class FitConfig:
   stage1_steps: int = 150
   stage2_steps: int = 150
   num_inits: int = 1
-  init_latent_std: float = 0.5     # texture latents start at N(0, std^2); init 0 starts at the mean latent
+  init_latent_std: float = 1.0     # texture latents start at N(0, std^2) (the GAN's prior)
+  zero_first_init: bool = False    # init 0 at latent 0 (PCA: the mean texture; never for the GAN, whose
+                                   # pixel-normed input makes latent 0 a flat, degenerate texture)
   lr_shape: float = 0.02
   lr_expression: float = 0.05
   lr_texture: float = 0.01         # the paper's Adam rate
@@ -228,7 +230,8 @@ def fit(objective, frozen, targets, cfg: FitConfig, key, latent_dim: int, shared
   n = cfg.num_inits
   k_lat, k_run = jax.random.split(key)
   lat = jax.random.normal(k_lat, (n, latent_dim)) * cfg.init_latent_std
-  lat = lat.at[0].set(0.0)
+  if cfg.zero_first_init:
+    lat = lat.at[0].set(0.0)
   base = objective.init_params(model, latent_dim)
   params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (b, n) + x.shape), base)
   params = params.replace(texture=jnp.broadcast_to(lat, (b, n, latent_dim)))

@@ -69,7 +69,8 @@ class Reconstructor:
         stage1_steps=cfg.stage1_steps, stage2_steps=cfg.stage2_steps, num_inits=cfg.num_inits,
         init_latent_std=cfg.init_latent_std, lr_shape=cfg.lr_shape, lr_expression=cfg.lr_expression,
         lr_texture=cfg.lr_texture, lr_camera=cfg.lr_camera, lr_light=cfg.lr_light,
-        stage1_lr_scale=cfg.stage1_lr_scale, weights=tuple(sorted(w.items())))
+        stage1_lr_scale=cfg.stage1_lr_scale, weights=tuple(sorted(w.items())),
+        zero_first_init=self.texture.kind == "pca")
     self.step, _ = fitting.make_fit_step(self.objective, self.fit_cfg)
     self._render = jax.jit(self.objective.render_params)
 
