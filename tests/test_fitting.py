@@ -57,7 +57,8 @@ def test_cli_on_real_lfw_photo(tmp_path):
   params = json.loads((out / "params.json").read_text())
   assert "jawOpen" in params["expression"] and len(params["camera"]["position"]) == 3
   assert "map_Kd texture.png" in (out / "mesh.mtl").read_text()
-  assert (out / "mesh.obj").read_text().startswith("# ganfit_jax") and "mtllib mesh.mtl" in (out / "mesh.obj").read_text()
+  obj_text = (out / "mesh.obj").read_text()
+  assert obj_text.startswith("# ganfit_jax") and "mtllib mesh.mtl" in obj_text
   import cv2
   assert cv2.imread(str(out / "comparison.png")).shape == (224, 4 * 224, 3)
   import pygltflib

@@ -96,9 +96,8 @@ def init_state(cfg, key) -> Dict[str, Any]:
   d_params = jax.jit(disc.init)(kd, jnp.zeros((2, r, r, 3)))["params"]
   g_opt, d_opt = make_optimizers(cfg)
   return dict(g=g_params, d=d_params, g_opt=g_opt.init(g_params), d_opt=d_opt.init(d_params),
-              ema=jax.tree_util.tree_map(jnp.array, g_params), step=jnp.zeros((), jnp.int32), images=jnp.zeros((), jnp.int64 if jax.config.x64_enabled
-                                                                                  else jnp.int32),
-              key=key)
+              ema=jax.tree_util.tree_map(jnp.array, g_params), step=jnp.zeros((), jnp.int32),
+              images=jnp.zeros((), jnp.int32), key=key)
 
 
 def resize_real(x, level_res: int, alpha):
