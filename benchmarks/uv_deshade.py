@@ -9,7 +9,6 @@ for same-person pairs and for different-person pairs (each person's first photo
 against the next person's), plus their ratio (lower = identity more consistent).
 """
 
-import itertools
 import sys
 import time
 

@@ -189,7 +189,7 @@ class FitResult:
   steps: int
 
 
-def _lr_tree(cfg: FitConfig, like):
+def _lr_tree(cfg: FitConfig):
   from ganfit_jax.objective import FitParams
   return FitParams(shape=cfg.lr_shape, expression=cfg.lr_expression, texture=cfg.lr_texture,
                    camera_delta=cfg.lr_camera, light_delta=cfg.lr_light)
@@ -198,7 +198,7 @@ def _lr_tree(cfg: FitConfig, like):
 def make_fit_step(objective, cfg: FitConfig):
   """jit(vmap over photos (vmap over inits (Adam step))). Weights and lr scale are traced arguments."""
   adam = optax.scale_by_adam()
-  lrs = _lr_tree(cfg, None)
+  lrs = _lr_tree(cfg)
 
   def one(params, opt_state, frozen, target, weights, lr_scale, key):
     target = target._replace(key=key)
@@ -244,8 +244,6 @@ def fit(objective, frozen, targets, cfg: FitConfig, key, latent_dim: int, shared
   for i in range(total):
     stage2 = i >= cfg.stage1_steps
     keys = jax.random.split(jax.random.fold_in(k_run, i), b * n).reshape(b, n, -1)
-    if keys.dtype != jnp.uint32:  # new-style keys
-      keys = jax.random.split(jax.random.fold_in(k_run, i), (b, n))
     params, opt_state, aux = step(params, opt_state, frozen, targets, w2 if stage2 else w1,
                                   jnp.float32(1.0 if stage2 else cfg.stage1_lr_scale), keys)
     if shared_identity:

@@ -36,7 +36,6 @@ from typing import Any, Callable, Dict, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from ganfit_jax import camera as camera_lib
@@ -223,4 +222,3 @@ def make_objective(model, texture_model, identity_net, canvas_size: int = 224) -
 
 __all__ = ["FitParams", "LossWeights", "Target", "Objective", "make_objective", "frozen_arrays",
            "camera_of", "light_of", "expression_values", "CAMERA_SCALE", "LIGHT_SCALE"]
-_ = np

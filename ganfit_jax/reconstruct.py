@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -122,10 +122,8 @@ class Reconstructor:
     verts = np.asarray(morphable.vertices(self.model, p.shape, expr))
     neutral = np.asarray(morphable.vertices(self.model, p.shape))
     texture = np.asarray(texture)
-    shape_only, _ = self._render(self.frozen, p, jnp.zeros((s, s, 3), jnp.float32))
     grey = np.asarray(self._grey_render(p))
     render_img = np.asarray(out.image)
-    mask = np.asarray(out.mask)
     overlay = render_img  # the textured face composited over the canvas photo
     cam = obj.camera_of(p)
     lm_canvas = np.asarray(jax.jit(lambda q: fitting.camera_lib.project(

@@ -12,7 +12,6 @@ from conftest import LFW_DIR
 from ganfit_jax import assets
 from ganfit_jax.nets import convert, identity
 from ganfit_jax.nets.iresnet import IResNet
-from ganfit_jax.nets.sface import SFace
 
 torch = pytest.importorskip("torch", reason="torch==2.13.0 is in requirements.txt (reference only)")
 tnn = torch.nn

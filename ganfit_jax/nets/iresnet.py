@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Dict, Sequence, Tuple
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from ganfit_jax.nets.layers import PReLU, batch_norm, flatten_nchw
 

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence
+from typing import Dict
 
 import flax.linen as nn
 import jax

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import jax
 import jax.numpy as jnp

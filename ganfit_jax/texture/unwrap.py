@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -184,9 +184,7 @@ def unwrap(photo, vertices, triangles, camera, tmap: TexelMap, *, canvas_size: i
     pxy = txy
   in_photo = (pxy[:, 0] >= 0.5) & (pxy[:, 0] <= w - 0.5) & (pxy[:, 1] >= 0.5) & (pxy[:, 1] <= h - 0.5)
   colour = _bilinear_pixels(photo, pxy).reshape(t, t, 3)
-  vn = morphable.vertex_normals(vertices, triangles)
-  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]
-  n = gmath.safe_normalize(jnp.sum(jnp.asarray(tmap.bary)[..., None] * vn[tri], -2))
+  n = texel_normals(vertices, triangles, tmap)
   eye = camera_lib.split(camera)[0]
   cosang = jnp.sum(n * gmath.safe_normalize(eye[None, None, :] - pts), -1)
   vis = (jnp.asarray(tmap.mask) & (on_canvas & front & in_photo).reshape(t, t)
