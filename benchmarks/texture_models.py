@@ -12,7 +12,11 @@
    and real training maps (the real-vs-real floor).
 2. Reconstruction: for --recon held-out maps, min_latent |decode(latent) - map|_1
    over observed texels (status 3) by Adam (lr 0.05, --recon_steps steps, latent
-   prior weight 1e-3), for GAN and PCA alike; mean L1 on observed texels.
+   prior weight 1e-3), for GAN and PCA alike; mean L1 on observed texels. PCA
+   starts from latent 0 (the mean map); the GAN from one fixed prior sample, as
+   fitting does (latent 0 is degenerate under the generator's pixel norm).
+
+--num=0 skips part 1, --recon=0 part 2.
 """
 
 import sys
@@ -104,6 +108,7 @@ def samples(tm, n, key, batch=50):
 
 def reconstruct(tm, targets, observed, steps, lr=0.05, prior=1e-3):
   opt = optax.adam(lr)
+  start = jnp.zeros((tm.latent_dim,)) if tm.kind == "pca" else tm.sample_latent(jax.random.PRNGKey(FLAGS.seed))
 
   def loss(z, t, m):
     x = tm.decode(z)
@@ -112,7 +117,7 @@ def reconstruct(tm, targets, observed, steps, lr=0.05, prior=1e-3):
 
   @jax.jit
   def run(t, m):
-    z = jnp.zeros((tm.latent_dim,))
+    z = start
     st = opt.init(z)
 
     def body(carry, _):
@@ -137,26 +142,29 @@ def main(argv):
   held = uv_dataset.load_split(FLAGS.data, "heldout")
   train = uv_dataset.load_split(FLAGS.data, "train")
   rng = np.random.default_rng(FLAGS.seed)
-  hi = rng.choice(len(held["files"]), min(FLAGS.num, len(held["files"])), replace=False)
-  ti = rng.choice(len(train["files"]), min(FLAGS.num, len(train["files"])), replace=False)
-  held_tex = held["texture"][hi].astype(np.float32) / 255.0
-  train_tex = train["texture"][ti].astype(np.float32) / 255.0
-  feat = make_featurizer(model, net)
-  f_held = feat(held_tex)
-  rows = [("real train maps (floor)", feat(train_tex))]
-  tms = {}
-  for name, src in (("GAN", FLAGS.gan), ("PCA", FLAGS.pca)):
-    tms[name] = models.load(src)
-    s = samples(tms[name], len(held_tex), jax.random.PRNGKey(FLAGS.seed))
-    if s.shape[1] != held_tex.shape[1]:
-      print(f"error: {name} makes {s.shape[1]}px maps, data has {held_tex.shape[1]}px", file=sys.stderr)
+  tms = {"GAN": models.load(FLAGS.gan), "PCA": models.load(FLAGS.pca)}
+  for name, tm in tms.items():
+    if tm.resolution != held["texture"].shape[1]:
+      print(f"error: {name} makes {tm.resolution}px maps, data has {held['texture'].shape[1]}px", file=sys.stderr)
       return 2
-    rows.append((f"{name} samples ({tms[name].latent_dim}-d latent)", feat(s)))
-  print(f"\n## Texture models vs {len(held_tex)} held-out UV maps (DevTest people), "
-        f"features: SFace on mean-face renders\n")
-  print("| set | FD | KID x1000 |\n|---|---|---|")
-  for name, f in rows:
-    print(f"| {name} | {frechet(f, f_held):.4f} | {kid(f, f_held):.3f} |")
+  if FLAGS.num:
+    hi = rng.choice(len(held["files"]), min(FLAGS.num, len(held["files"])), replace=False)
+    ti = rng.choice(len(train["files"]), min(FLAGS.num, len(train["files"])), replace=False)
+    held_tex = held["texture"][hi].astype(np.float32) / 255.0
+    train_tex = train["texture"][ti].astype(np.float32) / 255.0
+    feat = make_featurizer(model, net)
+    f_held = feat(held_tex)
+    rows = [("real train maps (floor)", feat(train_tex))]
+    for name, tm in tms.items():
+      s = samples(tm, len(held_tex), jax.random.PRNGKey(FLAGS.seed))
+      rows.append((f"{name} samples ({tm.latent_dim}-d latent)", feat(s)))
+    print(f"\n## Texture models vs {len(held_tex)} held-out UV maps (DevTest people), "
+          f"features: SFace on mean-face renders\n")
+    print("| set | FD | KID x1000 |\n|---|---|---|")
+    for name, f in rows:
+      print(f"| {name} | {frechet(f, f_held):.4f} | {kid(f, f_held):.3f} |", flush=True)
+  if not FLAGS.recon:
+    return 0
   ri = rng.choice(len(held["files"]), min(FLAGS.recon, len(held["files"])), replace=False)
   tgt = held["texture"][ri].astype(np.float32) / 255.0
   obs = held["status"][ri] == 3
@@ -165,7 +173,7 @@ def main(argv):
   print("| model | mean L1 | median L1 |\n|---|---|---|")
   for name, tm in tms.items():
     l1 = reconstruct(tm, tgt, obs, FLAGS.recon_steps)
-    print(f"| {name} | {l1.mean():.4f} | {np.median(l1):.4f} |")
+    print(f"| {name} | {l1.mean():.4f} | {np.median(l1):.4f} |", flush=True)
   print(f"\n({time.time() - t0:.0f} s)")
   return 0
 

@@ -272,9 +272,3 @@ def prepare_targets(objective, frozen, images, landmarks, key):
   keys = jax.random.split(key, images.shape[0])
   f = jax.jit(jax.vmap(objective.target, in_axes=(None, 0, 0, 0)))
   return f(frozen, jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32), keys)
-
-
-def objective_camera(p):
-  """The camera vector of ``objective.FitParams`` (default + scaled delta)."""
-  from ganfit_jax.objective import camera_of as _camera_of
-  return _camera_of(p)

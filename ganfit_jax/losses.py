@@ -20,13 +20,13 @@ from typing import Dict, Sequence
 
 import jax.numpy as jnp
 
+from ganfit_jax import math as gmath
 from ganfit_jax.math import safe_norm
 
 
 def identity_loss(emb_a, emb_b):
   """1 - cosine similarity of two embeddings (Eq. 9)."""
-  cos = jnp.sum(emb_a * emb_b, -1) / (safe_norm(emb_a, -1) * safe_norm(emb_b, -1) + 1e-12)
-  return 1.0 - cos
+  return 1.0 - gmath.cosine(emb_a, emb_b, -1)
 
 
 def content_loss(feats_a: Dict[str, jnp.ndarray], feats_b: Dict[str, jnp.ndarray],

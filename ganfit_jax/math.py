@@ -22,14 +22,39 @@ def _safe_sqrt_jvp(primals, tangents):
   return y, dy
 
 
+def sum_last(x, keepdims=False):
+  """Sum over the last axis; written out as adds when it is short (<= 8).
+
+  XLA's CPU reduce kernels are slow on 3-long axes (per-pixel dot products of
+  vectors, barycentric sums): the unrolled form fuses with its neighbours.
+  """
+  if x.shape[-1] > 8:
+    return jnp.sum(x, -1, keepdims=keepdims)
+  out = x[..., 0]
+  for i in range(1, x.shape[-1]):
+    out = out + x[..., i]
+  return out[..., None] if keepdims else out
+
+
+def _sum_axis(x, axis, keepdims):
+  if axis in (-1, x.ndim - 1):
+    return sum_last(x, keepdims)
+  return jnp.sum(x, axis=axis, keepdims=keepdims)
+
+
 def safe_norm(x, axis=-1, keepdims=False):
   """Euclidean norm with a zero (not NaN) gradient at the origin."""
-  return safe_sqrt(jnp.sum(x * x, axis=axis, keepdims=keepdims))
+  return safe_sqrt(_sum_axis(x * x, axis, keepdims))
+
+
+def cosine(a, b, axis=-1):
+  """Cosine similarity along ``axis``; 0 (not NaN) when either vector is zero."""
+  return _sum_axis(a * b, axis, False) / (safe_norm(a, axis) * safe_norm(b, axis) + 1e-12)
 
 
 def safe_normalize(x, axis=-1, eps=_EPS):
   """x / |x|; returns 0 (and finite gradients) for a zero vector."""
-  sq = jnp.sum(x * x, axis=axis, keepdims=True)
+  sq = _sum_axis(x * x, axis, True)
   ok = sq > eps
   inv = jax.lax.rsqrt(jnp.where(ok, sq, 1.0))
   return jnp.where(ok, x * inv, 0.0)

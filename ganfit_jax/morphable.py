@@ -53,11 +53,9 @@ def face_normals(verts, triangles):
 
 def vertex_normals(verts, triangles):
   """(V, 3) unit per-vertex normals, area-weighted average of adjacent faces."""
-  a, b, c = verts[triangles[:, 0]], verts[triangles[:, 1]], verts[triangles[:, 2]]
-  fn = jnp.cross(b - a, c - a)  # length = 2 * area: area weighting for free
-  n = jnp.zeros_like(verts)
-  for i in range(3):
-    n = n.at[triangles[:, i]].add(fn)
+  tv = verts[triangles]  # (F, 3, 3): one gather, one scatter-add (also in the gradient)
+  fn = jnp.cross(tv[:, 1] - tv[:, 0], tv[:, 2] - tv[:, 0])  # length = 2 * area: area weighting for free
+  n = jnp.zeros_like(verts).at[triangles.reshape(-1)].add(jnp.repeat(fn, 3, axis=0))
   return gmath.safe_normalize(n)
 
 

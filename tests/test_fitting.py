@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganfit_jax import fitting
+from ganfit_jax import fitting, objective
 
 from conftest import LFW_DIR
 
@@ -172,7 +172,7 @@ def test_synthetic_recovery_and_one_compilation(ict_model, gan_setup):
   err0 = np.abs(np.asarray(out0.image) - image)[face].mean()
   print("face-region error: start", err0, "fitted", err, "pixel term", h["pixel"][cfg.stage1_steps], h["pixel"][-1])
   assert err < 0.7 * err0, (err, err0)
-  cam_err = np.abs(np.asarray(fitting.objective_camera(p) - fitting.objective_camera(truth)))
+  cam_err = np.abs(np.asarray(objective.camera_of(p) - objective.camera_of(truth)))
   assert cam_err[:3].max() < 60.0  # camera position within 6 cm of the truth at ~1 m
   assert res.init_losses.shape == (1, 2) and res.best_init[0] == np.argmin(res.init_losses[0])
 

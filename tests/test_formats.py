@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-from ganfit_jax import morphable
 from ganfit_jax.formats import bfm, ict
 from ganfit_jax.types import EXPRESSION_BLENDSHAPE
 

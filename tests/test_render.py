@@ -1,11 +1,15 @@
 """Renderer: golden scenes computed by hand, gradient checks, jit/vmap agreement, NaN safety."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.test_util import check_grads
 
 from ganfit_jax import camera, morphable
+from ganfit_jax.render import raster
 from ganfit_jax.render import (barycentrics, interpolate, make_light, rasterize, render, render_model,
                                sample_texture)
 
@@ -71,7 +75,6 @@ def test_two_triangles_depth_order():
 
 def test_cube_uv_seam_uses_per_corner_uvs():
   model = make_tiny_model()
-  tri = np.asarray(model.triangles)
   v = np.asarray(model.mean)
   # each cube side gets its own constant texel column, so the 8 shared vertices need 12*3 UVs
   normals = np.asarray(morphable.face_normals(model.mean, model.triangles))
@@ -176,20 +179,62 @@ def test_perspective_correct_interpolation():
   np.testing.assert_allclose(np.asarray(back), np.stack([xs + 0.5, ys + 0.5], 1), atol=1e-3)
 
 
-def test_large_triangles_counted_and_handled_by_levels():
-  big = QUAD_V * 4  # covers the whole 96-pixel image: bigger than every default window
+def test_large_triangles_never_cut():
+  big = QUAD_V * 4  # two triangles covering the whole 96-pixel image
   out = render(big, QUAD_T, QUAD_UV, QUAD_T, ramp_texture(), CAM, FLAT, height=96, width=96)
-  assert int(out.framebuffer.truncated) == 2  # reported, not silent
-  out = render(big, QUAD_T, QUAD_UV, QUAD_T, ramp_texture(), CAM, FLAT, height=96, width=96,
-               levels=((4, None), (96, 2)))
-  assert int(out.framebuffer.truncated) == 0
   assert np.asarray(out.mask).sum() == 96 * 96
+  assert raster.window_ladder(96, 96)[-1] == 96
+  assert raster.window_ladder(224, 224) == (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 224)
+
+
+def test_rasterize_independent_of_chunking(ict_model):
+  """Bucketed, chunked rasterisation equals a brute-force z-buffer over all triangles."""
+  cam = camera.orbit_camera(yaw=np.deg2rad(30.0))
+  xy, depth = camera.project(cam, ict_model.mean, 48, 48)
+  tris = jnp.asarray(ict_model.triangles)
+  fbs = [raster.rasterize(xy, depth, tris, 48, 48, chunk_samples=c) for c in (64, 8192)]
+  np.testing.assert_array_equal(np.asarray(fbs[0].triangle_id), np.asarray(fbs[1].triangle_id))
+  # brute force (numpy): nearest front-facing triangle whose interior holds each pixel centre
+  tv, td = np.asarray(xy)[np.asarray(tris)], np.asarray(depth)[np.asarray(tris)]
+  p = np.stack(np.meshgrid(np.arange(48) + 0.5, np.arange(48) + 0.5, indexing="xy"), -1).reshape(-1, 1, 2)
+  cr = lambda a, b: a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]  # noqa: E731
+  v0, v1, v2 = tv[None, :, 0], tv[None, :, 1], tv[None, :, 2]
+  area = cr(v1 - v0, v2 - v0)[0]
+  w = np.stack([cr(v1 - p, v2 - p), cr(v2 - p, v0 - p), cr(v0 - p, v1 - p)], -1) / area[None, :, None]
+  inside = np.all(w >= -1e-6, -1) & (area < -1e-9)[None]
+  z = 1.0 / np.sum(w / td[None], -1)
+  z = np.where(inside, z, np.inf)
+  want = np.where(np.isfinite(z.min(1)), z.argmin(1), -1).reshape(48, 48)
+  got = np.where(np.asarray(fbs[1].mask), np.asarray(fbs[1].triangle_id), -1)
+  assert (want >= 0).sum() > 300
+  assert (got == want).mean() > 0.995  # ties on shared edges may go either way
 
 
 def test_ict_face_render_covers_face(ict_model):
   out = render_model(ict_model, jnp.zeros(100), jnp.zeros(53), jnp.full((8, 8, 3), 0.7), camera.default_camera(),
                      make_light((0, 200, 1500), (0.6, 0.6, 0.6), (0.5, 0.5, 0.5)), height=64, width=64)
-  assert int(out.framebuffer.truncated) == 0
   lm_xy, _ = camera.project(camera.default_camera(), ict_model.mean[ict_model.landmarks], 64, 64)
   lm = np.asarray(lm_xy).astype(int)
   assert np.asarray(out.mask)[lm[30, 1], lm[30, 0]]  # the nose tip is covered
+
+
+def test_xla_defaults_respect_the_user(monkeypatch):
+  from ganfit_jax import _xla_defaults
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+  monkeypatch.delenv("GANFIT_XLA_DEFAULTS", raising=False)
+  assert _xla_defaults.apply()
+  assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2",
+                                            "--xla_cpu_experimental_ynn_fusion_type="]
+  assert not _xla_defaults.apply()  # already there: unchanged
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=reduce")
+  assert not _xla_defaults.apply() and os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=reduce"
+  monkeypatch.setenv("XLA_FLAGS", "")
+  monkeypatch.setenv("GANFIT_XLA_DEFAULTS", "0")
+  assert not _xla_defaults.apply() and os.environ["XLA_FLAGS"] == ""
+
+
+@pytest.mark.skipif(os.environ.get("GANFIT_XLA_DEFAULTS") == "0", reason="XLA defaults switched off by the user")
+def test_small_reductions_compile_without_ynn_fusions():
+  f = jax.jit(lambda x, y: jnp.sum(x[..., None] * y, -1).sum(-1))
+  # at this size jaxlib 0.10.2 emits "__ynn_fusion" kernels for these sums unless the flag is set
+  assert "__ynn_fusion" not in f.lower(jnp.ones((64, 64, 3)), jnp.ones((64, 64, 3, 9))).compile().as_text()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Optional
 
 import numpy as np
 

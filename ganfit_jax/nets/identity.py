@@ -23,7 +23,7 @@ import numpy as np
 from flax import traverse_util
 
 from ganfit_jax import assets
-from ganfit_jax.math import safe_norm
+from ganfit_jax import math as gmath
 from ganfit_jax.nets.iresnet import IResNet
 from ganfit_jax.nets.sface import SFace
 
@@ -61,8 +61,8 @@ def identity_features(net: nn.Module, variables, image_112) -> Tuple[jax.Array, 
 
 
 def cosine(a, b, axis: int = -1):
-  """Cosine similarity with a safe norm (finite gradients at zero)."""
-  return (a * b).sum(axis) / (safe_norm(a, axis) * safe_norm(b, axis))
+  """Cosine similarity (``ganfit_jax.math.cosine``)."""
+  return gmath.cosine(a, b, axis)
 
 
 def save_variables(path: str, variables, net: str, arch: str = "", dtype=np.float32) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 
 def composite(color, mask, background):
   """color * mask + background * (1 - mask); mask (H, W) bool or float in [0, 1]."""

@@ -31,7 +31,7 @@ class RenderOutput(NamedTuple):
 
 def render(vertices, triangles, uv, uv_triangles, texture, camera, light, background=None, *,
            height: int, width: int, specular: float = 0.0, shininess: float = 20.0,
-           cull_backfaces: bool = True, levels=None) -> RenderOutput:
+           cull_backfaces: bool = True) -> RenderOutput:
   """Renders a textured mesh.
 
   Args:
@@ -44,20 +44,21 @@ def render(vertices, triangles, uv, uv_triangles, texture, camera, light, backgr
     background: (H, W, 3) image behind the face; zeros if None.
     height, width: output size (static).
     specular, shininess: Phong specular term (0 disables).
-    cull_backfaces, levels: see ``raster.rasterize``.
+    cull_backfaces: see ``raster.rasterize``.
   """
   if background is None:
     background = jnp.zeros((height, width, 3), texture.dtype)
   if background.shape != (height, width, 3):
     raise ValueError(f"background must be ({height}, {width}, 3), got {background.shape}")
   xy, depth = camera_lib.project(camera, vertices, height, width)
-  fb = rast_lib.rasterize(xy, depth, triangles, height, width, cull_backfaces=cull_backfaces,
-                          levels=levels)
-  bary = rast_lib.barycentrics(fb, xy, depth, triangles)
-  pix_uv = interp_lib.interpolate(bary, fb, uv, uv_triangles)
+  fb = rast_lib.rasterize(xy, depth, triangles, height, width, cull_backfaces=cull_backfaces)
   vn = morphable.vertex_normals(vertices, triangles)
-  normals = interp_lib.interpolate(bary, fb, vn, triangles)
-  positions = interp_lib.interpolate(bary, fb, vertices, triangles)
+  # one gather of every per-vertex quantity (its gradient is one scatter-add)
+  table = jnp.concatenate([xy, depth[:, None], vn, vertices], -1)  # (V, 9)
+  corners = table[triangles[fb.triangle_id]]  # (H, W, 3, 9)
+  bary = rast_lib.corner_barycentrics(fb.mask, corners[..., 0:2], corners[..., 2])
+  normals, positions = jnp.split(interp_lib.weighted_corners(bary, corners[..., 3:9]), 2, axis=-1)
+  pix_uv = interp_lib.interpolate(bary, fb, uv, uv_triangles)
   albedo = tex_lib.sample(texture, pix_uv, fb.mask)
   eye = camera_lib.split(camera)[0]
   shaded = shading.phong(albedo, normals, positions, light, eye, specular=specular, shininess=shininess)

@@ -50,12 +50,12 @@ def phong(albedo, normals, positions, light, eye, *, specular: float = 0.0, shin
   pos, colour, ambient = (x.reshape(1, 1, 3) for x in split(light))
   n = gmath.safe_normalize(normals)
   l = gmath.safe_normalize(pos - positions)
-  ndotl = jnp.sum(n * l, -1, keepdims=True)
+  ndotl = gmath.sum_last(n * l, keepdims=True)
   out = albedo * (ambient + colour * jnp.maximum(ndotl, 0.0))
   if specular:
     v = gmath.safe_normalize(eye.reshape(1, 1, 3) - positions)
     r = 2.0 * ndotl * n - l
-    rv = jnp.maximum(jnp.sum(r * v, -1, keepdims=True), 0.0)
+    rv = jnp.maximum(gmath.sum_last(r * v, keepdims=True), 0.0)
     spec = jnp.where(ndotl > 0, jnp.exp(shininess * jnp.log(jnp.maximum(rv, 1e-12))), 0.0)
     out = out + specular * colour * spec
   return out

@@ -60,14 +60,13 @@ def texel_centres_uv(size: int) -> np.ndarray:
 def _rasterize_uv_jit(uv, tris, size: int):
   xy = jnp.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], -1)
   depth = jnp.full(uv.shape[:1], 2.0, jnp.float32)  # constant depth beyond the near plane
-  levels = ((4, None), (16, 2048), (64, 256), (size, 16))
-  fb = raster.rasterize(xy, depth, tris, size, size, cull_backfaces=False, levels=levels)
+  fb = raster.rasterize(xy, depth, tris, size, size, cull_backfaces=False)
   return fb, raster.barycentrics(fb, xy, depth, tris)
 
 
 def _rasterize_uv(model: MorphableModel, size: int):
   fb, bary = _rasterize_uv_jit(jnp.asarray(model.uv, jnp.float32), jnp.asarray(model.uv_triangles), size)
-  return np.asarray(fb.triangle_id), np.asarray(bary), np.asarray(fb.mask), int(fb.truncated)
+  return np.asarray(fb.triangle_id), np.asarray(bary), np.asarray(fb.mask)
 
 
 def vertex_mirror(model: MorphableModel) -> np.ndarray:
@@ -111,9 +110,7 @@ _CACHE: dict = {}
 
 
 def _compute_texel_map(model: MorphableModel, size: int) -> TexelMap:
-  tri, bary, mask, truncated = _rasterize_uv(model, size)
-  if truncated:
-    raise ValueError(f"UV rasterisation cut {truncated} large UV triangles; report this layout")
+  tri, bary, mask = _rasterize_uv(model, size)
   mirror = _texel_mirror(model, tri, bary, mask, size)
   return TexelMap(size=size, triangle=tri, bary=bary.astype(np.float32), mask=mask, mirror=mirror)
 
