@@ -64,15 +64,16 @@ def _pixel_centres(h, w):
   return jnp.stack([xs, ys], -1)
 
 
-def _splat(keys, coef, ints, k, height, width, id_bits, dmin, dscale):
+def _splat(keys, coef, ints, live, k, height, width, id_bits, dmin, dscale):
   """Scatter-min of one chunk of triangles, each testing a k x k window.
 
   coef (12, N): x0, x1, x2, y0, y1, y2, orientation sign, edge tolerance,
   1/(|area| d_i) for i = 0..2, and a skip term (0 or _NOT_OK);
-  ints (3, N): window corner x, y and triangle id.
+  ints (3, N): window corner x, y and triangle id; live (N,) bool: in this chunk's bucket.
   """
   x0, x1, x2, y0, y1, y2, sgn, tol, c0, c1, c2, skip = (c[None] for c in coef)
   lx, ly, tid = (c[None] for c in ints)
+  live = live[None]
   off = jnp.arange(k, dtype=jnp.int32)
   oy, ox = (a.reshape(-1, 1) for a in jnp.meshgrid(off, off, indexing="ij"))
   px, py = lx + ox, ly + oy  # (k*k, N)
@@ -83,7 +84,7 @@ def _splat(keys, coef, ints, k, height, width, id_bits, dmin, dscale):
   w0 = (dx1 * dy2 - dy1 * dx2) * sgn
   w1 = (dx2 * dy0 - dy2 * dx0) * sgn
   w2 = (dx0 * dy1 - dy0 * dx1) * sgn
-  inside = (w0 >= tol) & (w1 >= tol + skip) & (w2 >= tol) & (px < width) & (py < height)
+  inside = (w0 >= tol) & (w1 >= tol + skip) & (w2 >= tol) & (px < width) & (py < height) & live
   inv_d = w0 * c0 + w1 * c1 + w2 * c2
   depth = 1.0 / jnp.maximum(inv_d, 1e-12)
   # at most 24 bits so every level is exact in float32 (a rounded-up maximum
@@ -178,9 +179,8 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
       at = start + j * chunk
       cf = jax.lax.dynamic_slice_in_dim(coef, at, chunk, axis=1)
       it = jax.lax.dynamic_slice_in_dim(ints, at, chunk, axis=1)
-      tail = (at + jnp.arange(chunk)) >= end  # past this bucket: skip
-      cf = cf.at[11].set(jnp.where(tail, _NOT_OK, cf[11]))
-      return _splat(keys, cf, it, window, height, width, id_bits, dmin, dscale)
+      live = (at + jnp.arange(chunk)) < end  # later columns belong to the next bucket
+      return _splat(keys, cf, it, live, window, height, width, id_bits, dmin, dscale)
 
     keys = jax.lax.fori_loop(0, (counts[level] + chunk - 1) // chunk, body, keys)
 
