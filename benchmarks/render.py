@@ -42,6 +42,16 @@ def _time(f, *args, reps):
   return f"{1000 * np.median(ts):.1f} ({1000 * np.min(ts):.1f})"
 
 
+def _peer_env():
+  """The environment for jaxrenderer's old jaxlib: without the XLA flag ganfit_jax added."""
+  from ganfit_jax import _xla_defaults
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  if _xla_defaults.ORIGINAL is not None:
+    env["XLA_FLAGS"] = _xla_defaults.ORIGINAL
+  return env
+
+
 def extents(model):
   for yaw in (0.0, 45.0):
     for size in (224, 512):
@@ -100,7 +110,7 @@ def main(argv):
       for size in map(int, FLAGS.sizes):
         r = subprocess.run([FLAGS.jaxrenderer_python, os.path.join(os.path.dirname(__file__), "_jaxrenderer_peer.py"),
                             p, str(size), str(FLAGS.jaxrenderer_reps)], capture_output=True, text=True,
-                           env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                           env=_peer_env())
         if r.returncode != 0:
           print(f"| jaxrenderer 0.3.2 | {size} | 1 | failed: {r.stderr.strip().splitlines()[-1]} | |")
           continue

@@ -11,6 +11,9 @@ otherwise:
   wins;
 * ``GANFIT_XLA_DEFAULTS=0`` leaves ``XLA_FLAGS`` untouched.
 
+Child processes inherit the variable; one running another jaxlib that does not
+know the flag should get ``ORIGINAL`` back (see ``benchmarks/render.py``).
+
 XLA reads the variable when JAX first starts a backend, so this only takes
 effect when ``ganfit_jax`` is imported before any JAX computation runs (as in
 every tool and benchmark here). It changes code generation, not results beyond
@@ -22,6 +25,7 @@ from __future__ import annotations
 import os
 
 _FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+ORIGINAL = os.environ.get("XLA_FLAGS")  # as the user set it (for child processes running other jaxlibs)
 
 
 def apply() -> bool:
