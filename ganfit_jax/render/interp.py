@@ -10,6 +10,9 @@ from ganfit_jax.render.raster import Framebuffer
 def weighted_corners(bary, vals):
   """sum_k bary[..., k] * vals[..., k, :] for 3 corners, written out: an einsum lowers
   to a slow batched dot on CPU and a 3-long reduction to a slow reduce kernel."""
+  if bary.shape[-1] != 3 or vals.shape[-2] != 3 or bary.shape[:-1] != vals.shape[:-2]:
+    raise ValueError(f"bary must be (..., 3) and vals (..., 3, C) with the same leading shape, "
+                     f"got {bary.shape} and {vals.shape}")
   return bary[..., 0, None] * vals[..., 0, :] + bary[..., 1, None] * vals[..., 1, :] + \
       bary[..., 2, None] * vals[..., 2, :]
 

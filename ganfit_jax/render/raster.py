@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 
 _NEAR = 1.0  # mm: triangles with a vertex closer than this are skipped
-_NOT_OK = 1e30  # edge tolerance that no sample passes: triangle skipped
 
 
 class Framebuffer(NamedTuple):
@@ -47,6 +46,8 @@ class Framebuffer(NamedTuple):
 
 def window_ladder(height: int, width: int) -> Tuple[int, ...]:
   """Window sizes (pixels) that triangles are bucketed onto; the last is the image side."""
+  if height < 1 or width < 1:
+    raise ValueError(f"image size must be positive, got {height}x{width}")
   size = max(height, width)
   ladder = [1, 2, 3, 4, 6, 8, 12, 16]
   while ladder[-1] < size:
@@ -67,11 +68,11 @@ def _pixel_centres(h, w):
 def _splat(keys, coef, ints, live, k, height, width, id_bits, dmin, dscale):
   """Scatter-min of one chunk of triangles, each testing a k x k window.
 
-  coef (12, N): x0, x1, x2, y0, y1, y2, orientation sign, edge tolerance,
-  1/(|area| d_i) for i = 0..2, and a skip term (0 or _NOT_OK);
+  coef (11, N): x0, x1, x2, y0, y1, y2, orientation sign, edge tolerance,
+  1/(|area| d_i) for i = 0..2;
   ints (3, N): window corner x, y and triangle id; live (N,) bool: in this chunk's bucket.
   """
-  x0, x1, x2, y0, y1, y2, sgn, tol, c0, c1, c2, skip = (c[None] for c in coef)
+  x0, x1, x2, y0, y1, y2, sgn, tol, c0, c1, c2 = (c[None] for c in coef)
   lx, ly, tid = (c[None] for c in ints)
   live = live[None]
   off = jnp.arange(k, dtype=jnp.int32)
@@ -84,7 +85,7 @@ def _splat(keys, coef, ints, live, k, height, width, id_bits, dmin, dscale):
   w0 = (dx1 * dy2 - dy1 * dx2) * sgn
   w1 = (dx2 * dy0 - dy2 * dx0) * sgn
   w2 = (dx0 * dy1 - dy0 * dx1) * sgn
-  inside = (w0 >= tol) & (w1 >= tol + skip) & (w2 >= tol) & (px < width) & (py < height) & live
+  inside = (w0 >= tol) & (w1 >= tol) & (w2 >= tol) & (px < width) & (py < height) & live
   inv_d = w0 * c0 + w1 * c1 + w2 * c2
   depth = 1.0 / jnp.maximum(inv_d, 1e-12)
   # at most 24 bits so every level is exact in float32 (a rounded-up maximum
@@ -116,6 +117,8 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
   """
   if xy.ndim != 2 or xy.shape[1] != 2 or depth.shape != xy.shape[:1]:
     raise ValueError(f"xy must be (V, 2) and depth (V,), got {xy.shape} and {depth.shape}")
+  if chunk_samples < 1:
+    raise ValueError(f"chunk_samples must be >= 1, got {chunk_samples}")
   xy = jax.lax.stop_gradient(xy)
   depth = jax.lax.stop_gradient(depth)
   f = triangles.shape[0]
@@ -160,13 +163,13 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
   safe_d = jnp.where(ok[:, None], td, 1.0)
   coef = jnp.stack([tv[:, 0, 0], tv[:, 1, 0], tv[:, 2, 0], tv[:, 0, 1], tv[:, 1, 1], tv[:, 2, 1],
                     jnp.sign(area), -1e-7 * jnp.abs(area), inv_a / safe_d[:, 0], inv_a / safe_d[:, 1],
-                    inv_a / safe_d[:, 2], jnp.where(ok, 0.0, _NOT_OK)])
+                    inv_a / safe_d[:, 2]])
   ints = jnp.stack([lo_f[:, 0].astype(jnp.int32), lo_f[:, 1].astype(jnp.int32),
                     jnp.arange(f, dtype=jnp.int32)])
   chunks = [max(1, min(f, chunk_samples // (w * w))) for w in ladder]
   pad = max(chunks)
-  coef = jnp.pad(coef[:, order], ((0, 0), (0, pad)), constant_values=0.0)
-  coef = coef.at[11, f:].set(_NOT_OK)
+  # skipped triangles sit in bucket nl, never visited; pad columns lie past every bucket's end
+  coef = jnp.pad(coef[:, order], ((0, 0), (0, pad)))
   ints = jnp.pad(ints[:, order], ((0, 0), (0, pad)))
   # materialise the rows once, so the per-sample loops read contiguous memory
   coef, ints = jax.lax.optimization_barrier((coef, ints))
@@ -203,6 +206,9 @@ def barycentrics(fb: Framebuffer, xy, depth, triangles):
 def corner_barycentrics(mask, v, d):
   """:func:`barycentrics` from gathered corners: v (H, W, 3, 2) pixels, d (H, W, 3) depths."""
   h, w = mask.shape
+  if v.shape != (h, w, 3, 2) or d.shape != (h, w, 3):
+    raise ValueError(f"corners must be (H, W, 3, 2) pixels and (H, W, 3) depths for a {h}x{w} mask, "
+                     f"got {v.shape} and {d.shape}")
   p = _pixel_centres(h, w)
   v0, v1, v2 = v[..., 0, :], v[..., 1, :], v[..., 2, :]
   area = _cross2(v1 - v0, v2 - v0)
