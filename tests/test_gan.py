@@ -156,3 +156,18 @@ def test_export_round_trip_float16(tmp_path):
   ref = progan.to_unit(gan_train.generate(cfg, state["ema"], z[None]))[0]
   assert tex.shape == (16, 16, 3)
   np.testing.assert_allclose(np.asarray(tex), np.asarray(ref), atol=2e-2)  # float16 storage
+
+
+def test_uint8_batches_equal_float_batches():
+  cfg = _tiny_cfg()
+  step = gan_train.make_train_step(cfg, 2)
+  u8 = np.random.default_rng(0).integers(0, 256, (cfg.batch_size, 16, 16, 3), dtype=np.uint8)
+  outs = []
+  for batch in (jnp.asarray(u8), jnp.asarray(u8.astype(np.float32) / 255.0)):
+    state = gan_train.init_state(cfg, jax.random.PRNGKey(9))
+    outs.append(step(state, batch, jnp.ones((16, 16, 1)), jnp.float32(1.0), jnp.float32(0.9)))
+  (s_a, aux_a), (s_b, aux_b) = outs
+  for k in aux_a:
+    np.testing.assert_allclose(float(aux_a[k]), float(aux_b[k]), rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree_util.tree_leaves(s_a["g"]), jax.tree_util.tree_leaves(s_b["g"])):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

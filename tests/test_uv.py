@@ -162,3 +162,76 @@ def test_tiny_dataset_build_splits_and_resumes(tmp_path):
   r2 = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
   assert r2.returncode == 0 and "(4 already done)" in r2.stdout
   assert mtimes == {p: os.path.getmtime(out / p) for p in mtimes}
+
+
+def _raw_shards(folder, sizes, t=32, seed=0):
+  """Synthetic shards in the format tools/build_uv_dataset.py writes (smooth textures, a round chart)."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:t, 0:t] / t
+  chart = (xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.2
+  os.makedirs(folder, exist_ok=True)
+  all_tex = []
+  for k, n in enumerate(sizes):
+    base = rng.uniform(0.2, 0.8, (n, 1, 1, 3)) + 0.2 * np.sin(6 * xx)[None, ..., None] * rng.uniform(-1, 1, (n, 1, 1, 1))
+    tex = (np.clip(base, 0, 1) * 255).astype(np.uint8) * chart[None, ..., None]
+    status = np.where(chart, 3, 0).astype(np.uint8)[None].repeat(n, 0)
+    np.savez(os.path.join(folder, f"train-{k:05d}.npz"), texture=tex, status=status,
+             confidence=np.full((n, t, t), 200, np.uint8), files=np.array([f"p{k}_{i}.jpg" for i in range(n)]),
+             records=np.array("[]"))
+    all_tex.append(tex)
+  return np.concatenate(all_tex), chart
+
+
+def test_packed_copy_round_trip_and_readers(tmp_path):
+  from ganfit_jax.data import uv_dataset
+  tex, chart = _raw_shards(str(tmp_path / "raw"), [5, 3])
+  info = uv_dataset.pack(str(tmp_path / "raw"), str(tmp_path / "lossless"), quality=101, log=lambda s: None)
+  assert info["maps"] == 8 and info["mean_abs_error"] == 0.0
+  assert np.array_equal(uv_dataset.textures(str(tmp_path / "lossless"), "train"), tex)
+  assert np.array_equal(uv_dataset.chart(str(tmp_path / "lossless")), chart)
+  assert np.array_equal(uv_dataset.chart(str(tmp_path / "raw")), chart)
+  data = uv_dataset.load_split(str(tmp_path / "lossless"), "train")
+  assert set(data) == {"texture", "files"} and list(data["files"][:2]) == ["p0_0.jpg", "p0_1.jpg"]
+  lossy = uv_dataset.pack(str(tmp_path / "raw"), str(tmp_path / "q60"), quality=60, log=lambda s: None)
+  back = uv_dataset.textures(str(tmp_path / "q60"), "train").astype(np.float32)
+  err = np.abs(back - tex).mean()
+  assert 0 < lossy["mean_abs_error"] < 8 and abs(err - lossy["mean_abs_error"]) < 1e-3
+  batch = next(uv_dataset.stream(str(tmp_path / "lossless"), "train", batch_size=2))
+  assert set(batch) == {"texture"} and batch["texture"].dtype == np.float32 and batch["texture"].shape == (2, 32, 32, 3)
+  raw_batch = next(uv_dataset.stream(str(tmp_path / "raw"), "train", batch_size=2))
+  assert set(raw_batch) == {"texture", "status", "confidence"}
+  with pytest.raises(ValueError, match="packed shard"):
+    uv_dataset._read_shard(uv_dataset.shards(str(tmp_path / "lossless"), "train")[0], with_status=True)
+  with pytest.raises(ValueError, match="already packed"):
+    uv_dataset.pack(str(tmp_path / "lossless"), str(tmp_path / "again"), log=lambda s: None)
+  with pytest.raises(ValueError, match="quality"):
+    uv_dataset.pack(str(tmp_path / "raw"), str(tmp_path / "bad"), quality=0)
+
+
+def test_memory_stream_covers_every_map_once_per_epoch():
+  from ganfit_jax.data import uv_dataset
+  maps = np.arange(10, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+  it = uv_dataset.memory_stream(maps, batch_size=5, seed=3)
+  first = np.concatenate([next(it)["texture"][:, 0, 0, 0] for _ in range(2)])
+  assert sorted(first.tolist()) == list(range(10))
+  assert next(it)["texture"].dtype == np.uint8
+  with pytest.raises(ValueError, match="cannot fill"):
+    next(uv_dataset.memory_stream(maps, batch_size=11))
+
+
+def test_pack_tool_and_train_gan_read_packed_data(tmp_path):
+  _raw_shards(str(tmp_path / "raw"), [12], t=16)
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "pack_uv_dataset.py"), f"--data={tmp_path / 'raw'}",
+                      f"--out={tmp_path / 'packed'}", "--quality=101"], capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert json.load(open(tmp_path / "packed" / "packed.json"))["maps"] == 12
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "pack_uv_dataset.py"), f"--data={tmp_path / 'raw'}",
+                      f"--out={tmp_path / 'raw'}"], capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 2 and "must differ" in r.stderr
+  cmd = [sys.executable, os.path.join(ROOT, "tools", "train_gan.py"), f"--data={tmp_path / 'packed'}",
+         f"--workdir={tmp_path / 'gan'}", f"--config={os.path.join(ROOT, 'configs', 'train_gan_tiny.py')}",
+         "--config.total_images=48"]
+  r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 0, r.stderr[-3000:]
+  recs = [json.loads(l) for l in open(tmp_path / "gan" / "losses.jsonl")]
+  assert recs and recs[-1]["images"] == 48 and all(np.isfinite(r["d_loss"]) for r in recs)

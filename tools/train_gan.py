@@ -3,6 +3,9 @@
   python tools/train_gan.py --data=work/uv128 --workdir=work/gan128          # train (resumes if interrupted)
   python tools/train_gan.py --data=work/uv128 --workdir=work/gan128 --max_minutes=45
   python tools/train_gan.py --workdir=work/gan128 --export=weights/texture_gan_128.npz --data=work/uv128
+  python tools/train_gan.py --data=work/uv128_webp90 --config=configs/train_gan_gpu.py --workdir=work/gan128_gpu
+
+--data takes a UV dataset or a packed copy of it (tools/pack_uv_dataset.py).
 
 The work dir gets losses.jsonl, samples/step_*.png (EMA generator on fixed
 latents), ckpt/ (orbax; rerunning resumes from the latest). --export writes the
@@ -26,13 +29,14 @@ flags.DEFINE_string("data", "work/uv128", "UV dataset folder (tools/build_uv_dat
 flags.DEFINE_string("workdir", "work/gan128", "Checkpoints, samples and losses.")
 flags.DEFINE_float("max_minutes", 0.0, "Stop (with a checkpoint) after this many minutes; 0 = no limit.")
 flags.DEFINE_string("export", None, "Write the generator of the latest checkpoint here and exit.")
+flags.DEFINE_bool("in_memory", True, "Hold the whole train split in memory as uint8 (466 MB for work/uv128) "
+                  "instead of streaming shards; batches then go to the device as uint8.")
 flags.DEFINE_enum("export_weights", "ema", ["ema", "raw"], "Which generator weights --export writes.")
 
 
 def chart_from_data(data_dir: str, resolution: int) -> np.ndarray:
   import cv2
-  with np.load(uv_dataset.shards(data_dir, "train")[0]) as z:
-    chart = (z["status"] > 0).any(0)
+  chart = uv_dataset.chart(data_dir, "train")
   if chart.shape[0] != resolution:
     chart = cv2.resize(chart.astype(np.uint8), (resolution, resolution), interpolation=cv2.INTER_NEAREST) > 0
   return chart
@@ -64,7 +68,11 @@ def main(argv):
     print(f"wrote {FLAGS.export} ({os.path.getsize(FLAGS.export) / 2**20:.1f} MiB), "
           f"step {int(restored['step'])}, {int(restored['images'])} images")
     return 0
-  batches = uv_dataset.stream(FLAGS.data, "train", cfg.batch_size, seed=cfg.seed)
+  if FLAGS.in_memory:
+    print(f"reading the train split of {FLAGS.data} into memory ...", flush=True)
+    batches = uv_dataset.memory_stream(uv_dataset.textures(FLAGS.data, "train"), cfg.batch_size, seed=cfg.seed)
+  else:
+    batches = uv_dataset.stream(FLAGS.data, "train", cfg.batch_size, seed=cfg.seed)
   first = next(batches)
   if first["texture"].shape[1] != cfg.max_resolution:
     print(f"error: data maps are {first['texture'].shape[1]}px but config.max_resolution is "

@@ -13,6 +13,13 @@ A shard holds ``texture`` (N, T, T, 3) uint8, ``status`` (N, T, T) uint8
 ``files`` (N,) and ``records`` (the JSON manifest lines of every photo assigned
 to the shard, kept or not). Shards are written atomically; a rerun skips
 shards that exist.
+
+A *packed* copy (:func:`pack`, ``tools/pack_uv_dataset.py``) is the small form
+for moving a split to another machine (a GPU box): per shard the textures as
+WebP (``texture_webp`` bytes + ``texture_offsets``; lossless at quality 101),
+the UV chart (``chart`` (T, T) bool) and ``files``, nothing else. Every reader
+here (:func:`chart`, :func:`load_split`, :func:`stream`, :func:`textures`)
+takes either form; packed shards have no ``status`` or ``confidence``.
 """
 
 from __future__ import annotations
@@ -220,42 +227,137 @@ def shards(data_dir: str, split: str) -> List[str]:
   return out
 
 
+def _is_packed(z) -> bool:
+  return "texture_webp" in z.files
+
+
+def _decode_textures(z) -> np.ndarray:
+  """(N, T, T, 3) uint8 RGB textures of an open shard, raw or packed."""
+  if not _is_packed(z):
+    return z["texture"]
+  import cv2
+  buf, off = z["texture_webp"], z["texture_offsets"]
+  out = []
+  for i in range(len(off) - 1):
+    im = cv2.imdecode(buf[off[i]:off[i + 1]], cv2.IMREAD_COLOR)
+    if im is None:
+      raise ValueError(f"texture {i} of a packed shard does not decode; re-pack it with tools/pack_uv_dataset.py")
+    out.append(im[..., ::-1])
+  return np.stack(out)
+
+
+def _read_shard(path: str, with_status: bool) -> Dict[str, np.ndarray]:
+  with np.load(path) as z:
+    out = dict(texture=_decode_textures(z), files=z["files"])
+    if with_status:
+      if _is_packed(z):
+        raise ValueError(f"{path} is a packed shard (textures and chart only); status and confidence need the "
+                         "shards written by tools/build_uv_dataset.py")
+      out["status"], out["confidence"] = z["status"], z["confidence"]
+  return out
+
+
+def chart(data_dir: str, split: str = "train") -> np.ndarray:
+  """(T, T) bool: texels inside the UV chart, read from the first shard of ``split`` (raw or packed)."""
+  with np.load(shards(data_dir, split)[0]) as z:
+    return z["chart"] if _is_packed(z) else (z["status"] > 0).any(0)
+
+
 def load_split(data_dir: str, split: str, limit: int = 0) -> Dict[str, np.ndarray]:
-  """All maps of a split in memory (uint8 arrays + file names)."""
-  parts: Dict[str, list] = {"texture": [], "status": [], "confidence": [], "files": []}
+  """All maps of a split in memory (uint8 arrays + file names); packed shards give texture and files only."""
+  parts: Dict[str, list] = {}
   n = 0
-  for p in shards(data_dir, split):
-    with np.load(p) as z:
-      for k in parts:
-        parts[k].append(z[k])
-      n += len(z["files"])
+  paths = shards(data_dir, split)
+  with np.load(paths[0]) as z:
+    with_status = not _is_packed(z)
+  for p in paths:
+    for k, v in _read_shard(p, with_status).items():
+      parts.setdefault(k, []).append(v)
+    n += len(parts["files"][-1])
     if limit and n >= limit:
       break
   out = {k: np.concatenate(v) for k, v in parts.items()}
   return {k: v[:limit] for k, v in out.items()} if limit else out
 
 
+def textures(data_dir: str, split: str) -> np.ndarray:
+  """(N, T, T, 3) uint8: every texture of a split, raw or packed shards, in shard order."""
+  return np.concatenate([_read_shard(p, False)["texture"] for p in shards(data_dir, split)])
+
+
 def stream(data_dir: str, split: str, batch_size: int, seed: int = 0, epochs: Optional[int] = None
            ) -> Iterator[Dict[str, np.ndarray]]:
   """Shuffled batches read shard by shard (two shards in memory at a time), forever by default.
 
-  Yields dicts with ``texture`` float32 in [0, 1] (B, T, T, 3), ``status`` uint8,
-  ``confidence`` float32 in [0, 1].
+  Yields dicts with ``texture`` float32 in [0, 1] (B, T, T, 3) and, from raw
+  (not packed) shards, ``status`` uint8 and ``confidence`` float32 in [0, 1].
   """
   paths = shards(data_dir, split)
+  with np.load(paths[0]) as z:
+    with_status = not _is_packed(z)
   rng = np.random.default_rng(seed)
   epoch = 0
   buf: Dict[str, np.ndarray] = {}
   while epochs is None or epoch < epochs:
     for p in rng.permutation(paths):
-      with np.load(p) as z:
-        new = {k: z[k] for k in ("texture", "status", "confidence")}
+      new = _read_shard(p, with_status)
+      del new["files"]
       buf = {k: np.concatenate([buf[k], new[k]]) if buf else new[k] for k in new}
       perm = rng.permutation(len(buf["texture"]))
       buf = {k: v[perm] for k, v in buf.items()}
       while len(buf["texture"]) >= 2 * batch_size or (len(buf["texture"]) >= batch_size and len(paths) == 1):
         out = {k: v[:batch_size] for k, v in buf.items()}
         buf = {k: v[batch_size:] for k, v in buf.items()}
-        yield dict(texture=out["texture"].astype(np.float32) / 255.0, status=out["status"],
-                   confidence=out["confidence"].astype(np.float32) / 255.0)
+        batch = dict(texture=out["texture"].astype(np.float32) / 255.0)
+        if with_status:
+          batch.update(status=out["status"], confidence=out["confidence"].astype(np.float32) / 255.0)
+        yield batch
     epoch += 1
+
+
+def memory_stream(texture_u8: np.ndarray, batch_size: int, seed: int = 0) -> Iterator[Dict[str, np.ndarray]]:
+  """Shuffled epochs of an in-memory (N, T, T, 3) uint8 array, forever; batches stay uint8 (the GAN step
+  scales them on the device, a quarter of the bytes to copy)."""
+  n = len(texture_u8)
+  if n < batch_size:
+    raise ValueError(f"{n} maps cannot fill a batch of {batch_size}")
+  rng = np.random.default_rng(seed)
+  while True:
+    perm = rng.permutation(n)
+    for i in range(0, n - batch_size + 1, batch_size):
+      yield dict(texture=texture_u8[np.sort(perm[i:i + batch_size])])
+
+
+def pack(data_dir: str, out_dir: str, split: str = "train", quality: int = 90,
+         log: Callable[[str], None] = print) -> dict:
+  """Writes a packed copy of ``split`` (see the module doc): WebP textures at ``quality`` (101 = lossless).
+
+  Returns counts, bytes and the mean absolute error of the re-encoding (in 0..255 units).
+  """
+  import cv2
+  if not 1 <= quality <= 101:
+    raise ValueError(f"quality must be in 1..101 (101 = lossless WebP), got {quality}")
+  os.makedirs(out_dir, exist_ok=True)
+  the_chart = chart(data_dir, split)
+  n, nbytes, err = 0, 0, 0.0
+  for p in shards(data_dir, split):
+    with np.load(p) as z:
+      if _is_packed(z):
+        raise ValueError(f"{p} is already packed")
+      tex, files = z["texture"], z["files"]
+    blobs = []
+    for im in tex:
+      ok, b = cv2.imencode(".webp", np.ascontiguousarray(im[..., ::-1]), [cv2.IMWRITE_WEBP_QUALITY, quality])
+      if not ok:
+        raise RuntimeError("OpenCV could not encode WebP; install opencv-python-headless from requirements.txt")
+      err += float(np.abs(cv2.imdecode(b, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) - im).mean())
+      blobs.append(b.reshape(-1))
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+    dst = os.path.join(out_dir, os.path.basename(p))
+    with open(dst + ".partial", "wb") as f:
+      np.savez(f, texture_webp=np.concatenate(blobs), texture_offsets=offsets, chart=the_chart, files=files)
+    os.replace(dst + ".partial", dst)
+    n += len(tex)
+    nbytes += os.path.getsize(dst)
+    log(f"{os.path.basename(p)}: {len(tex)} maps, {os.path.getsize(dst) / 2**20:.1f} MiB")
+  return dict(split=split, maps=n, bytes=nbytes, quality=quality, mean_abs_error=err / max(n, 1))
