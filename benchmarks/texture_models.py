@@ -77,8 +77,7 @@ def make_featurizer(model, net, size=224, batch=25):
 def frechet(a, b):
   mu1, mu2 = a.mean(0), b.mean(0)
   s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-  covmean = covmean.real
+  covmean = np.asarray(linalg.sqrtm(s1 @ s2)).real
   return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
 
 
