@@ -38,7 +38,7 @@ def main(argv):
         f"G {n_g / 1e6:.2f} M params, D {n_d / 1e6:.2f} M params")
   rng = np.random.default_rng(0)
   batch = rng.integers(0, 256, (cfg.batch_size, cfg.max_resolution, cfg.max_resolution, 3), dtype=np.uint8)
-  per = gan_train._per_level(cfg.images_per_phase, len(res))
+  per = gan_train.images_per_level(cfg.images_per_phase, len(res))
   print("| level | px | ms/step median (min) | images/s (median) | schedule images | schedule minutes |")
   print("|---|---|---|---|---|---|")
   total_s = 0.0

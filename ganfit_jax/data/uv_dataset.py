@@ -231,6 +231,12 @@ def _is_packed(z) -> bool:
   return "texture_webp" in z.files
 
 
+def _split_is_packed(paths: List[str]) -> bool:
+  """Whether a split's shards are packed (judged by its first shard; a split is one or the other)."""
+  with np.load(paths[0]) as z:
+    return _is_packed(z)
+
+
 def _decode_textures(z) -> np.ndarray:
   """(N, T, T, 3) uint8 RGB textures of an open shard, raw or packed."""
   if not _is_packed(z):
@@ -268,8 +274,7 @@ def load_split(data_dir: str, split: str, limit: int = 0) -> Dict[str, np.ndarra
   parts: Dict[str, list] = {}
   n = 0
   paths = shards(data_dir, split)
-  with np.load(paths[0]) as z:
-    with_status = not _is_packed(z)
+  with_status = not _split_is_packed(paths)
   for p in paths:
     for k, v in _read_shard(p, with_status).items():
       parts.setdefault(k, []).append(v)
@@ -293,8 +298,7 @@ def stream(data_dir: str, split: str, batch_size: int, seed: int = 0, epochs: Op
   (not packed) shards, ``status`` uint8 and ``confidence`` float32 in [0, 1].
   """
   paths = shards(data_dir, split)
-  with np.load(paths[0]) as z:
-    with_status = not _is_packed(z)
+  with_status = not _split_is_packed(paths)
   rng = np.random.default_rng(seed)
   epoch = 0
   buf: Dict[str, np.ndarray] = {}
@@ -319,6 +323,8 @@ def memory_stream(texture_u8: np.ndarray, batch_size: int, seed: int = 0) -> Ite
   """Shuffled epochs of an in-memory (N, T, T, 3) uint8 array, forever; batches stay uint8 (the GAN step
   scales them on the device, a quarter of the bytes to copy)."""
   n = len(texture_u8)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   if n < batch_size:
     raise ValueError(f"{n} maps cannot fill a batch of {batch_size}")
   rng = np.random.default_rng(seed)

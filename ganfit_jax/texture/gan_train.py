@@ -32,7 +32,8 @@ class Phase:
   resolution: int
 
 
-def _per_level(images_per_phase, num_levels):
+def images_per_level(images_per_phase, num_levels):
+  """Images in one fade-in (and in one stable phase) of each level; ``images_per_phase``: one number or a list."""
   if isinstance(images_per_phase, int):
     return [images_per_phase] * num_levels
   out = [int(v) for v in images_per_phase]
@@ -48,7 +49,7 @@ def schedule(images_seen: int, num_levels: int, images_per_phase) -> Phase:
   ``n_l`` images, then trains stable for ``n_l``; the last level then continues
   stable. ``images_per_phase``: one number for every level, or one per level.
   """
-  per = _per_level(images_per_phase, num_levels)
+  per = images_per_level(images_per_phase, num_levels)
   res = [2 ** (k + 2) for k in range(num_levels)]
   t = images_seen
   if t < per[0]:
@@ -65,7 +66,7 @@ def schedule(images_seen: int, num_levels: int, images_per_phase) -> Phase:
 
 
 def total_images(num_levels: int, images_per_phase, final_stable: int = 0) -> int:
-  per = _per_level(images_per_phase, num_levels)
+  per = images_per_level(images_per_phase, num_levels)
   return per[0] + 2 * sum(per[1:]) + final_stable
 
 
