@@ -3,6 +3,7 @@
   python benchmarks/render.py                                   # ours: 224/512 x batch 1/8
   python benchmarks/render.py --jaxrenderer_python=/tmp/jrvenv/bin/python   # + jaxrenderer, same run
   python benchmarks/render.py --extents                         # triangle-size statistics behind the raster's window ladder
+  python benchmarks/render.py --ablate --reps=50                # where the 224 px fwd+bwd time goes
 
 fwd+bwd = gradient of the mean image w.r.t. shape coefficients and texture (batch 8: per batch).
 Times are "median (minimum)" over --reps runs after one compile (the minimum is the
@@ -30,6 +31,8 @@ flags.DEFINE_integer("reps", 10, "Timed repetitions.")
 flags.DEFINE_string("jaxrenderer_python", None, "Python of a venv with jaxrenderer (see _jaxrenderer_peer.py).")
 flags.DEFINE_integer("jaxrenderer_reps", 2, "Timed repetitions for jaxrenderer (it is slow).")
 flags.DEFINE_bool("extents", False, "Print triangle bounding-box statistics and exit.")
+flags.DEFINE_bool("ablate", False, "Time parts of the 224 px batch-1 render against each other (interleaved runs "
+                  "in one process, so machine load hits all alike) and exit.")
 
 
 def _time(f, *args, reps):
@@ -68,11 +71,49 @@ def extents(model):
             f"{pct.round(1).tolist()}; pixel tests {tests} (before chunk padding) on ladder {ladder.tolist()}")
 
 
+def ablate(model, size=224):
+  """Wall-clock of render variants, interleaved: each rep runs every variant once."""
+  tex = jnp.full((256, 256, 3), 0.7)
+  cam, light = camera.default_camera(), default_light()
+  s0, e0 = jnp.zeros(model.num_identity), jnp.zeros(model.num_expression)
+
+  def image(s, t):
+    return render_model(model, s, e0, t, cam, light, height=size, width=size).image
+
+  def loss(s, t):
+    return jnp.mean(image(s, t))
+
+  sg = jax.lax.stop_gradient
+  variants = {
+      "forward+backward (shape, texture)": jax.grad(loss, argnums=(0, 1)),
+      "forward+backward, shape only": jax.grad(lambda s, t: loss(s, sg(t))),
+      "forward+backward, texture only": jax.grad(lambda s, t: loss(sg(s), t), argnums=1),
+      "forward": image,
+      "rasterise only": lambda s, t: raster.rasterize(
+          *camera.project(cam, morphable.vertices(model, s, e0), size, size), model.triangles, size, size).mask,
+  }
+  fs = {k: jax.jit(f) for k, f in variants.items()}
+  for f in fs.values():
+    jax.block_until_ready(f(s0, tex))
+  ts = {k: [] for k in fs}
+  for _ in range(FLAGS.reps):
+    for k, f in fs.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(f(s0, tex))
+      ts[k].append(time.perf_counter() - t0)
+  print(f"\n| {size} px, batch 1, {FLAGS.reps} interleaved runs | median ms | min ms |\n|---|---|---|")
+  for k, v in ts.items():
+    print(f"| {k} | {1000 * np.median(v):.1f} | {1000 * np.min(v):.1f} |")
+
+
 def main(argv):
   del argv
   model = assets.load_model("ict")
   if FLAGS.extents:
     extents(model)
+    return
+  if FLAGS.ablate:
+    ablate(model)
     return
   tex = jnp.full((256, 256, 3), 0.7)
   cam, light = camera.default_camera(), default_light()
