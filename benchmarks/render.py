@@ -22,7 +22,7 @@ import numpy as np
 from absl import app, flags
 
 from ganfit_jax import assets, camera, morphable
-from ganfit_jax.render import default_light, raster, render_model
+from ganfit_jax.render import default_light, raster, render, render_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["224", "512"], "Square image sizes.")
@@ -84,8 +84,16 @@ def ablate(model, size=224):
     return jnp.mean(image(s, t))
 
   sg = jax.lax.stop_gradient
+  tri, uv, uvt = model.triangles, model.uv, model.uv_triangles
+
+  def mesh_loss(s, t):  # the renderer alone: gradient w.r.t. vertices, not through the 3DMM
+    v = morphable.vertices(model, sg(s), e0)
+    return jax.grad(lambda v, t: jnp.mean(render(v, tri, uv, uvt, t, cam, light, height=size, width=size).image),
+                    argnums=(0, 1))(v, t)
+
   variants = {
       "forward+backward (shape, texture)": jax.grad(loss, argnums=(0, 1)),
+      "forward+backward (vertices, texture): no 3DMM": mesh_loss,
       "forward+backward, shape only": jax.grad(lambda s, t: loss(s, sg(t))),
       "forward+backward, texture only": jax.grad(lambda s, t: loss(sg(s), t), argnums=1),
       "forward": image,
