@@ -65,7 +65,7 @@ def _pixel_centres(h, w):
   return jnp.stack([xs, ys], -1)
 
 
-def _splat(keys, coef, ints, live, k, height, width, id_bits, dmin, dscale):
+def _splat(keys, coef, ints, live, k, height, width, id_bits, imax, iscale):
   """Scatter-min of one chunk of triangles, each testing a k x k window.
 
   coef (11, N): x0, x1, x2, y0, y1, y2, orientation sign, edge tolerance,
@@ -86,12 +86,13 @@ def _splat(keys, coef, ints, live, k, height, width, id_bits, dmin, dscale):
   w1 = (dx2 * dy0 - dy2 * dx0) * sgn
   w2 = (dx0 * dy1 - dy0 * dx1) * sgn
   inside = (w0 >= tol) & (w1 >= tol) & (w2 >= tol) & (px < width) & (py < height) & live
+  # perspective-correct inverse depth; keys quantise it directly (nearer = larger
+  # 1/z = smaller key), which saves a division per sample
   inv_d = w0 * c0 + w1 * c1 + w2 * c2
-  depth = 1.0 / jnp.maximum(inv_d, 1e-12)
   # at most 24 bits so every level is exact in float32 (a rounded-up maximum
   # would overflow the 31-bit key and win every depth test)
   depth_bits = min(31 - id_bits, 24)
-  q = jnp.clip((depth - dmin) * dscale, 0.0, 1.0) * ((1 << depth_bits) - 1)
+  q = jnp.clip((imax - inv_d) * iscale, 0.0, 1.0) * ((1 << depth_bits) - 1)
   q = jnp.clip(q.astype(jnp.int32), 0, (1 << depth_bits) - 1)
   key = jnp.where(inside, (q << id_bits) | tid, jnp.iinfo(jnp.int32).max)
   # samples off the image carry the maximum key, so clamping their index is a no-op write
@@ -147,9 +148,10 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
   extent = jnp.max(hi_f - lo_f, axis=1) + 1  # pixels spanned by the larger side, 1 .. image side
 
   valid_d = jnp.where(ok[:, None], td, jnp.nan)
-  dmin = jnp.nan_to_num(jnp.nanmin(valid_d), nan=0.0)
-  dmax = jnp.nan_to_num(jnp.nanmax(valid_d), nan=1.0)
-  dscale = 1.0 / jnp.maximum(dmax - dmin, 1e-6)
+  dmin = jnp.nan_to_num(jnp.nanmin(valid_d), nan=1.0)
+  dmax = jnp.nan_to_num(jnp.nanmax(valid_d), nan=2.0)
+  imax = 1.0 / dmin  # inverse-depth range of the drawn triangles (depths > NEAR > 0)
+  iscale = 1.0 / jnp.maximum(imax - 1.0 / dmax, 1e-12)
 
   # bucket each triangle onto the smallest window that holds it; skipped ones go last
   bucket = jnp.where(ok, jnp.searchsorted(jnp.asarray(ladder, jnp.float32), extent, side="left"), nl)
@@ -186,7 +188,7 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
       cf = jax.lax.dynamic_slice_in_dim(coef, at, chunk, axis=1)
       it = jax.lax.dynamic_slice_in_dim(ints, at, chunk, axis=1)
       live = (at + jnp.arange(chunk)) < end  # later columns belong to the next bucket
-      return _splat(keys, cf, it, live, window, height, width, id_bits, dmin, dscale)
+      return _splat(keys, cf, it, live, window, height, width, id_bits, imax, iscale)
 
     keys = jax.lax.fori_loop(0, (counts[level] + chunk - 1) // chunk, body, keys)
 
