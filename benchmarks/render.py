@@ -71,11 +71,15 @@ def extents(model):
             f"{pct.round(1).tolist()}; pixel tests {tests} (before chunk padding) on ladder {ladder.tolist()}")
 
 
+def _scene(model):
+  """The benchmark scene: flat 256x256 texture, default camera and light, mean shape, neutral expression."""
+  return (jnp.full((256, 256, 3), 0.7), camera.default_camera(), default_light(),
+          jnp.zeros(model.num_identity), jnp.zeros(model.num_expression))
+
+
 def ablate(model, size=224):
   """Wall-clock of render variants, interleaved: each rep runs every variant once."""
-  tex = jnp.full((256, 256, 3), 0.7)
-  cam, light = camera.default_camera(), default_light()
-  s0, e0 = jnp.zeros(model.num_identity), jnp.zeros(model.num_expression)
+  tex, cam, light, s0, e0 = _scene(model)
 
   def image(s, t):
     return render_model(model, s, e0, t, cam, light, height=size, width=size).image
@@ -123,9 +127,7 @@ def main(argv):
   if FLAGS.ablate:
     ablate(model)
     return
-  tex = jnp.full((256, 256, 3), 0.7)
-  cam, light = camera.default_camera(), default_light()
-  shape0, expr0 = jnp.zeros(model.num_identity), jnp.zeros(model.num_expression)
+  tex, cam, light, shape0, expr0 = _scene(model)
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, "
         f"mesh {model.num_vertices} vertices / {model.triangles.shape[0]} triangles, texture 256x256")
   print("\n| renderer | size | batch | forward ms, median (min) | forward+backward ms, median (min) |\n"

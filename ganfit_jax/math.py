@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-_EPS = 1e-12
+ZERO_SQ = 1e-12  # squared length below which a vector counts as zero (safe_normalize, shading)
 
 
 @jax.custom_jvp
@@ -52,7 +52,7 @@ def cosine(a, b, axis=-1):
   return _sum_axis(a * b, axis, False) / (safe_norm(a, axis) * safe_norm(b, axis) + 1e-12)
 
 
-def safe_normalize(x, axis=-1, eps=_EPS):
+def safe_normalize(x, axis=-1, eps=ZERO_SQ):
   """x / |x|; returns 0 (and finite gradients) for a zero vector."""
   sq = _sum_axis(x * x, axis, True)
   ok = sq > eps

@@ -12,8 +12,6 @@ import jax.numpy as jnp
 
 from ganfit_jax import math as gmath
 
-_EPS = 1e-12  # squared length below which a vector counts as zero (as math.safe_normalize)
-
 DEFAULT_LIGHT_POSITION = (0.0, 200.0, 1500.0)
 DEFAULT_LIGHT_COLOUR = (0.6, 0.6, 0.6)
 DEFAULT_AMBIENT = (0.5, 0.5, 0.5)
@@ -40,8 +38,8 @@ def _directions(normals, positions, light_position):
   inverse lengths and n.l."""
   q = light_position - positions
   n2, q2 = gmath.sum_last(normals * normals), gmath.sum_last(q * q)
-  rn = jnp.where(n2 > _EPS, jax.lax.rsqrt(jnp.where(n2 > _EPS, n2, 1.0)), 0.0)
-  rq = jnp.where(q2 > _EPS, jax.lax.rsqrt(jnp.where(q2 > _EPS, q2, 1.0)), 0.0)
+  rn = jnp.where(n2 > gmath.ZERO_SQ, jax.lax.rsqrt(jnp.where(n2 > gmath.ZERO_SQ, n2, 1.0)), 0.0)
+  rq = jnp.where(q2 > gmath.ZERO_SQ, jax.lax.rsqrt(jnp.where(q2 > gmath.ZERO_SQ, q2, 1.0)), 0.0)
   n, l = normals * rn[..., None], q * rq[..., None]
   return n, l, rn, rq, gmath.sum_last(n * l)
 
@@ -112,9 +110,8 @@ def phong(albedo, normals, positions, light, eye, *, specular: float = 0.0, shin
   out = _diffuse(albedo, normals, positions, light)
   if specular:
     pos, colour, _ = _per_pixel(light, albedo.ndim)
-    n = gmath.safe_normalize(normals)
-    l = gmath.safe_normalize(pos - positions)
-    ndotl = gmath.sum_last(n * l, keepdims=True)
+    n, l, _, _, ndotl = _directions(normals, positions, pos)  # plain ops: autodiff differentiates these
+    ndotl = ndotl[..., None]
     v = gmath.safe_normalize(eye.reshape(pos.shape) - positions)
     r = 2.0 * ndotl * n - l
     rv = jnp.maximum(gmath.sum_last(r * v, keepdims=True), 0.0)
