@@ -1,104 +1,79 @@
-"""Fitting speed per preset, and reconstruction quality on LFW DevTest photos.
+"""The main job's speed (cold and warm), and fitting quality on LFW DevTest photos.
 
-  python benchmarks/fitting.py --num=100
+  python benchmarks/fitting.py                    # speed table + quality on 100 DevTest photos
+  python benchmarks/fitting.py --num=0            # speed only
+  python benchmarks/fitting.py --runs=0 --num=20  # quality only
 
-1. Speed on this machine: milliseconds per stage-1 and stage-2 step (compiled,
-   one photo; ``paper`` runs 4 texture initialisations in parallel) and seconds
-   per whole fit: measured end to end for ``fast``, the sum of measured step
-   times for ``paper`` (its 1,300 steps take too long to repeat here).
-2. Quality on --num DevTest photos (the first photos of pairsDevTest.txt's
-   people, subject face nearest the centre; fitted with ``fast`` in batches):
-   landmark reprojection error (pixels of the 224 canvas, and normalised by the
-   outer-eye-corner distance), and identity cosine photo-vs-render judged by the
-   independent dlib ResNet (never used in fitting): descriptors of the photo
-   canvas and of the render, both at the photo's landmarks. Baseline ("mean
-   face"): the fit's starting point (shape 0, expression 0, the initial texture
-   latent, default light) seen through the same fitted camera.
+1. Speed: ``tools/fit.py --image=examples/astronaut.jpg`` as a new user runs it, twice, in fresh
+   processes, with an empty compilation cache for the first run (``JAX_COMPILATION_CACHE_DIR`` set to a
+   new folder): wall time of each process, and from its ``report.json`` the fit and write seconds and
+   the seconds JAX spent tracing, lowering and compiling.
+2. Quality on --num DevTest photos (the first photo of each of the first ``peopleDevTest.txt`` people
+   with a detected face; subject = face nearest the centre), fitted in batches: landmark error (pixels
+   of the 224 canvas; NME by the outer eye corners) and the independent dlib judge's cosine between the
+   photo and (a) the render composited over the photo, (b) the face rendered alone on grey
+   (``evaluation.identity``); "start" = the fit's starting point seen through the fitted camera.
 """
 
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from ganfit_jax import face, fitting, morphable
-from ganfit_jax import objective as obj
-from ganfit_jax.data import lfw
-from ganfit_jax.nets import identity
-
 FLAGS = flags.FLAGS
+flags.DEFINE_integer("runs", 2, "Main-job runs for the speed table (the first with an empty cache; 0 skips).")
+flags.DEFINE_string("preset", "fast", "Preset for both tables.")
 flags.DEFINE_integer("num", 100, "DevTest photos for the quality table (0 skips it).")
-flags.DEFINE_integer("batch", 4, "Photos fitted together.")
+flags.DEFINE_integer("batch", 4, "Photos fitted together in the quality table.")
 flags.DEFINE_string("lfw_dir", None, "LFW folder.")
 flags.DEFINE_string("faces_cache", "work/lfw_faces.jsonl", "Landmark cache (tools/detect_lfw.py).")
-flags.DEFINE_string("texture_model", "gan", "Texture model.")
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def load_config(preset):
+def speed():
+  print(f"\n## Main job speed: tools/fit.py --image=examples/astronaut.jpg, preset {FLAGS.preset}\n")
+  print("| run | compilation cache | wall s | fit s | write s | trace s | lower s | XLA compile s |")
+  print("|---|---|---|---|---|---|---|---|")
+  with tempfile.TemporaryDirectory() as tmp:
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(tmp, "xla"))
+    for i in range(FLAGS.runs):
+      out = os.path.join(tmp, f"out{i}")
+      t0 = time.perf_counter()
+      r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), "--image",
+                          os.path.join(ROOT, "examples", "astronaut.jpg"), f"--out={out}",
+                          f"--config={os.path.join(ROOT, 'configs', 'fit.py')}:{FLAGS.preset}"],
+                         capture_output=True, text=True, env=env)
+      wall = time.perf_counter() - t0
+      if r.returncode != 0:
+        print(r.stderr[-3000:])
+        raise SystemExit(f"tools/fit.py failed (exit {r.returncode})")
+      with open(os.path.join(out, "report.json")) as f:
+        t = json.load(f)["timings_s"]
+      print(f"| {i + 1} | {'empty' if i == 0 else 'warm'} | {wall:.1f} | {t['fit']:.1f} | {t['write']:.1f} | "
+            f"{t['trace_so_far']:.1f} | {t['lower_so_far']:.1f} | {t['compile_so_far']:.1f} |", flush=True)
+
+
+def quality():
+  import jax
+  import jax.numpy as jnp
+  from ganfit_jax import face, fitting
+  from ganfit_jax import params as params_lib
+  from ganfit_jax.data import lfw
+  from ganfit_jax.evaluation import identity as id_eval
+  from ganfit_jax.evaluation import landmarks as lm_eval
+  from ganfit_jax.reconstruct import Reconstructor, render_outputs
   import importlib.util
-  spec = importlib.util.spec_from_file_location("fitcfg", os.path.join(os.path.dirname(__file__), "..",
-                                                                       "configs", "fit.py"))
+  spec = importlib.util.spec_from_file_location("fitcfg", os.path.join(ROOT, "configs", "fit.py"))
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
-  cfg = mod.get_config(preset)
-  cfg.texture_model = FLAGS.texture_model
-  return cfg
-
-
-def step_times(rec, prepared, reps=5):
-  o, fr = rec.objective, rec.frozen
-  images = np.stack([prepared.canvas]).astype(np.float32)
-  lms = np.stack([prepared.landmarks]).astype(np.float32)
-  targets = fitting.prepare_targets(o, fr, images, lms, jax.random.PRNGKey(0))
-  n = rec.fit_cfg.num_inits
-  base = o.init_params(rec.model, rec.texture.latent_dim)
-  params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (1, n) + x.shape), base)
-  import optax
-  st = jax.vmap(jax.vmap(optax.scale_by_adam().init))(params)
-  keys = jax.random.split(jax.random.PRNGKey(1), n).reshape(1, n, -1)
-  out = []
-  for w, scale in ((obj.LossWeights.stage1(), 3.0), (obj.LossWeights(**dict(rec.fit_cfg.weights)).as_arrays(), 1.0)):
-    p, s, _ = rec.step(params, st, fr, targets, w, jnp.float32(scale), keys)
-    jax.block_until_ready(p)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-      p, s, _ = rec.step(p, s, fr, targets, w, jnp.float32(scale), keys)
-    jax.block_until_ready(p)
-    out.append((time.perf_counter() - t0) / reps)
-  return out
-
-
-def main(argv):
-  del argv
-  from ganfit_jax.reconstruct import Reconstructor
+  rec = Reconstructor(mod.get_config(FLAGS.preset))
   root = lfw.root(FLAGS.lfw_dir)
-  example = os.path.join(os.path.dirname(__file__), "..", "examples", "astronaut.jpg")
-  print(f"\n## Fitting speed on {jax.devices()[0].device_kind} ({jax.default_backend()})\n")
-  print("| preset | steps (stage 1 + 2) | inits | ms / stage-1 step | ms / stage-2 step | s / whole fit |")
-  print("|---|---|---|---|---|---|")
-  rec_fast = None
-  for preset in ("fast", "paper"):
-    rec = Reconstructor(load_config(preset), log=lambda s: None)
-    prep = rec.prepare(example)
-    t1, t2 = step_times(rec, prep)
-    c = rec.cfg
-    if preset == "fast":
-      t0 = time.perf_counter()
-      rec.fit([prep], [example])
-      whole = f"{time.perf_counter() - t0:.1f} (measured)"
-      rec_fast = rec
-    else:
-      whole = f"{c.stage1_steps * t1 + c.stage2_steps * t2:.0f} (steps x step time)"
-    print(f"| {preset} | {c.stage1_steps} + {c.stage2_steps} | {c.num_inits} | {1000 * t1:.0f} | {1000 * t2:.0f} | "
-          f"{whole} |", flush=True)
-  if not FLAGS.num:
-    return 0
-
-  # quality on DevTest photos
   people = lfw.read_people(os.path.join(root, "peopleDevTest.txt"))
   rels = [f"{n}/{n}_0001.jpg" for n, _ in people][:FLAGS.num * 2]
   faces = lfw.detect_cache(root, rels, FLAGS.faces_cache)
@@ -109,19 +84,12 @@ def main(argv):
       chosen.append((rel, np.asarray(fl[lfw.subject_face(fl, fl[0]["shape"])]["landmarks"], np.float32)))
     if len(chosen) == FLAGS.num:
       break
-  rec = rec_fast
   s = rec.cfg.canvas_size
-  rows = {"fitted": {"px": [], "nme": [], "judge": []}, "mean face": {"px": [], "nme": [], "judge": []}}
+  names = ("fitted", "start")
+  rows = {n: {"px": [], "nme": [], "judge_overlay": [], "judge_alone": []} for n in names}
   t0 = time.time()
-  render = jax.jit(rec.objective.render_params)
-  lm_of = jax.jit(lambda p: fitting.camera_lib.project(obj.camera_of(p), morphable.landmark_points(
-      rec.model, p.shape, obj.expression_values(rec.model.expression_kind, p.expression)), s, s)[0])
-  # the baseline's texture is the fit's own starting latent (init 0), i.e. where fitting begins
-  k_lat = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(rec.cfg.seed), 1))[0]
-  start_latent = jax.random.normal(k_lat, (rec.fit_cfg.num_inits, rec.texture.latent_dim))[0] * \
-      rec.fit_cfg.init_latent_std
-  if rec.fit_cfg.zero_first_init:
-    start_latent = jnp.zeros_like(start_latent)
+  start_latent = fitting.initial_variables(rec.scene, 1, rec.schedule, jax.random.split(
+      jax.random.key(rec.cfg.seed))[0]).texture[0, 0]
   for k in range(0, len(chosen), FLAGS.batch):
     chunk = chosen[k:k + FLAGS.batch]
     preps = []
@@ -134,28 +102,38 @@ def main(argv):
     results = rec.fit(preps + [preps[0]] * pad, [c[0] for c in chunk] + [chunk[0][0]] * pad)[:len(preps)]
     for r in results:
       canvas, lm_c = r.prepared.canvas, r.prepared.landmarks
-      iod = np.linalg.norm(lm_c[36] - lm_c[45])
-      ref = identity.judge_embedding(canvas, lm_c)
-      mean_p = rec.objective.init_params(rec.model, rec.texture.latent_dim, start_latent).replace(
-          camera_delta=r.params.camera_delta)
-      for name, p in (("fitted", r.params), ("mean face", mean_p)):
-        out, _ = render(rec.frozen, p, jnp.asarray(canvas))
-        err = np.linalg.norm(np.asarray(lm_of(p)) - lm_c, axis=1).mean()
-        e = identity.judge_embedding(np.asarray(out.image), lm_c)
-        rows[name]["px"].append(err)
-        rows[name]["nme"].append(err / iod)
-        rows[name]["judge"].append(float(e @ ref / (np.linalg.norm(e) * np.linalg.norm(ref))))
-    f, m = rows["fitted"], rows["mean face"]
-    print(f"  {min(k + FLAGS.batch, len(chosen))}/{len(chosen)} photos, {time.time() - t0:.0f} s; running means: "
-          f"fitted {np.mean(f['px']):.2f}px / NME {np.mean(f['nme']):.4f} / judge {np.mean(f['judge']):.3f}, "
-          f"mean face {np.mean(m['px']):.2f}px / {np.mean(m['nme']):.4f} / {np.mean(m['judge']):.3f}", flush=True)
-  print(f"\n## Quality on {len(chosen)} LFW DevTest photos (preset fast, texture model "
-        f"{rec.texture.kind})\n")
-  print("| reconstruction | landmark error (px, 224 canvas) | NME (outer eye corners) | "
-        "judge cosine photo vs render (dlib) |\n|---|---|---|---|")
+      start = params_lib.to_face(params_lib.init(rec.model, start_latent), rec.model.expression_kind).replace(
+          camera=r.face.camera)
+      for name, f in (("fitted", r.face), ("start", start)):
+        o = jax.device_get(render_outputs(rec.scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
+                                          jnp.asarray(r.align_matrix), render_size=rec.render_size))
+        rows[name]["px"].append(float(np.linalg.norm(o["landmarks"] - lm_c, axis=1).mean()))
+        rows[name]["nme"].append(lm_eval.nme(o["landmarks"], lm_c, "outer_eye"))
+        rows[name]["judge_overlay"].append(id_eval.judge_cosine(canvas, lm_c, o["overlay"], lm_c))
+        rows[name]["judge_alone"].append(id_eval.judge_cosine(canvas, lm_c, o["alone_small"], lm_c))
+    f, m = rows["fitted"], rows["start"]
+    print(f"  {min(k + FLAGS.batch, len(chosen))}/{len(chosen)} photos, {time.time() - t0:.0f} s: fitted "
+          f"{np.mean(f['px']):.2f}px judge {np.mean(f['judge_overlay']):.3f}/{np.mean(f['judge_alone']):.3f}; "
+          f"start {np.mean(m['px']):.2f}px judge {np.mean(m['judge_overlay']):.3f}/{np.mean(m['judge_alone']):.3f}",
+          flush=True)
+  print(f"\n## Quality on {len(chosen)} LFW DevTest photos (preset {FLAGS.preset}, texture model "
+        f"{rec.scene.texture.kind})\n")
+  print("| reconstruction | landmark error (px, 224 canvas) | NME (outer eye corners) | judge cosine, render over "
+        "photo | judge cosine, render alone on grey |\n|---|---|---|---|---|")
   for name, r in rows.items():
-    print(f"| {name} | {np.mean(r['px']):.2f} | {np.mean(r['nme']):.4f} | {np.mean(r['judge']):.3f} |")
+    print(f"| {name} | {np.mean(r['px']):.2f} | {np.mean(r['nme']):.4f} | {np.mean(r['judge_overlay']):.3f} | "
+          f"{np.mean(r['judge_alone']):.3f} |")
   print(f"\n({time.time() - t0:.0f} s for the quality table)")
+
+
+def main(argv):
+  del argv
+  from ganfit_jax import runtime
+  runtime.configure()
+  if FLAGS.runs:
+    speed()
+  if FLAGS.num:
+    quality()
   return 0
 
 

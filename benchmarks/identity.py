@@ -21,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from ganfit_jax import numerics as gmath
 from ganfit_jax.data import lfw
+from ganfit_jax.evaluation import identity as id_eval
 from ganfit_jax.face import align, image_io
 from ganfit_jax.nets import identity
 
@@ -32,21 +34,6 @@ flags.DEFINE_string("faces_cache", "work/lfw_faces.jsonl", "Landmark cache from 
 flags.DEFINE_string("pairs", "pairsDevTest.txt", "Pairs file inside the LFW folder.")
 flags.DEFINE_string("net", "sface", "Identity network: asset name or converted .npz.")
 flags.DEFINE_bool("accuracy", True, "Run the LFW verification table (False: speed only).")
-
-
-def kfold_accuracy(scores, same, folds=10, higher_is_same=True):
-  """Mean accuracy over ``folds`` folds, each thresholded at the best value on the other folds."""
-  s = np.asarray(scores, np.float64) * (1 if higher_is_same else -1)
-  y = np.asarray(same, bool)
-  idx = np.arange(len(s)) % folds
-  accs = []
-  for k in range(folds):
-    tr, te = idx != k, idx == k
-    cands = np.unique(s[tr])
-    acc_tr = [((s[tr] >= t) == y[tr]).mean() for t in cands]
-    t = cands[int(np.argmax(acc_tr))]
-    accs.append(((s[te] >= t) == y[te]).mean())
-  return float(np.mean(accs)), float(np.std(accs))
 
 
 def subject_landmarks(faces_by_file, rel, fallback):
@@ -63,7 +50,7 @@ def time_net(net, batch):
   target = fwd(x[::-1])
 
   def loss(im):
-    return jnp.sum(1.0 - identity.cosine(identity.identity_features(net.module, net.variables, im)[0], target))
+    return jnp.sum(1.0 - gmath.cosine(identity.identity_features(net.module, net.variables, im)[0], target))
   bwd = jax.jit(jax.grad(loss))
   out = []
   for f in (fwd, bwd):
@@ -107,9 +94,9 @@ def main(argv):
   cos = [float(np.dot(emb[key(a, ia)], emb[key(b, ib)]) /
                (np.linalg.norm(emb[key(a, ia)]) * np.linalg.norm(emb[key(b, ib)]))) for a, ia, b, ib, _ in pairs]
   dist = [float(np.linalg.norm(judge[key(a, ia)] - judge[key(b, ib)])) for a, ia, b, ib, _ in pairs]
-  acc_s = kfold_accuracy(cos, same)
-  acc_j = kfold_accuracy(dist, same, higher_is_same=False)
-  acc_j_fixed = float(np.mean((np.asarray(dist) < 0.6) == np.asarray(same)))
+  acc_s = id_eval.kfold_accuracy(cos, same)
+  acc_j = id_eval.kfold_accuracy(dist, same, higher_is_same=False)
+  acc_j_fixed = id_eval.fixed_accuracy(dist, same, id_eval.JUDGE_THRESHOLD, higher_is_same=False)
 
   print(f"\n## LFW verification, {FLAGS.pairs} ({len(pairs)} pairs, {len(rels)} photos; "
         f"{len(missed)} without a detection use the mean layout)\n")

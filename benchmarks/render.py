@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from ganfit_jax import assets, camera, morphable
+from ganfit_jax import camera, morphable, runtime
 from ganfit_jax.render import default_light, raster, render, render_model
 
 FLAGS = flags.FLAGS
@@ -47,11 +47,11 @@ def _time(f, *args, reps):
 
 def _peer_env():
   """The environment for jaxrenderer's old jaxlib: without the XLA flag ganfit_jax added."""
-  from ganfit_jax import _xla_defaults
+  from ganfit_jax import runtime
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
-  if _xla_defaults.ORIGINAL is not None:
-    env["XLA_FLAGS"] = _xla_defaults.ORIGINAL
+  if runtime.ORIGINAL_XLA_FLAGS is not None:
+    env["XLA_FLAGS"] = runtime.ORIGINAL_XLA_FLAGS
   return env
 
 
@@ -120,7 +120,8 @@ def ablate(model, size=224):
 
 def main(argv):
   del argv
-  model = assets.load_model("ict")
+  runtime.configure()
+  model = morphable.load("ict")
   if FLAGS.extents:
     extents(model)
     return

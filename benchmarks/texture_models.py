@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import app, flags
-from scipy import linalg
 
-from ganfit_jax import assets, camera, morphable
+from ganfit_jax import camera, morphable
 from ganfit_jax.data import uv_dataset
+from ganfit_jax.evaluation.texture import frechet, kid
 from ganfit_jax.face import align
 from ganfit_jax.nets import identity
 from ganfit_jax.render import default_light, render_model
@@ -73,28 +73,6 @@ def make_featurizer(model, net, size=224, batch=25):
       out.append(np.asarray(f(jnp.asarray(chunk)))[:n])
     return np.concatenate(out).astype(np.float64)
   return featurize
-
-
-def frechet(a, b):
-  mu1, mu2 = a.mean(0), b.mean(0)
-  s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-  covmean = np.asarray(linalg.sqrtm(s1 @ s2)).real
-  return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
-
-
-def kid(a, b, subset=100, reps=50, seed=0):
-  rng = np.random.default_rng(seed)
-  d = a.shape[1]
-  k = lambda x, y: (x @ y.T / d + 1.0) ** 3  # noqa: E731
-  vals = []
-  for _ in range(reps):
-    x = a[rng.choice(len(a), subset, replace=False)]
-    y = b[rng.choice(len(b), subset, replace=False)]
-    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    m = subset
-    vals.append((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                - 2 * kxy.mean())
-  return float(np.mean(vals)) * 1000.0
 
 
 def samples(tm, n, key, batch=50):
@@ -147,7 +125,7 @@ def reconstruct(tm, targets, observed, steps, lr=0.05, prior=1e-3, batch=10):
 def main(argv):
   del argv
   t0 = time.time()
-  model = assets.load_model("ict")
+  model = morphable.load("ict")
   net = identity.load("sface")
   held = uv_dataset.load_split(FLAGS.data, "heldout")
   train = uv_dataset.load_split(FLAGS.data, "train")

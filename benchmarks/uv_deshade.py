@@ -16,7 +16,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from ganfit_jax import assets
+from ganfit_jax import morphable
 from ganfit_jax.data import lfw, uv_dataset
 
 FLAGS = flags.FLAGS
@@ -41,7 +41,7 @@ def pair_distance(a, b):
 def main(argv):
   del argv
   root = lfw.root(FLAGS.lfw_dir)
-  model = assets.load_model(FLAGS.config.model)
+  model = morphable.load(FLAGS.config.model)
   people = [(n, c) for n, c in lfw.read_people(f"{root}/peopleDevTrain.txt") if c >= 2][:FLAGS.people]
   rels = [f"{n}/{n}_{i:04d}.jpg" for n, _ in people for i in (1, 2)]
   faces = lfw.detect_cache(root, rels, FLAGS.faces_cache)

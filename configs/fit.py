@@ -1,41 +1,57 @@
-"""Fitting presets for tools/fit.py: ``--config=configs/fit.py:fast`` (default) or ``:paper``.
+"""Fitting presets for tools/fit.py: ``--config=configs/fit.py:fast`` (default), ``:paper`` or ``:tiny``.
+
+  python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
+  python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper --config.stages.full.weights.content=20
 
 fast:  CPU-friendly: 100 landmark steps, 60 full steps, one texture initialisation.
-paper: the paper's schedule shape: Adam 0.01, 300 + 1000 steps, 4 random texture
+paper: the paper's schedule shape: Adam 0.01 on the texture, 300 + 1000 steps, 4 random texture
        initialisations run in parallel (vmap), the best final loss wins.
-Loss weights default to the paper's (ganfit_jax.objective.LossWeights); override
-any with e.g. --config.weights.content=20.
+tiny:  a few steps, for tests.
+
+Every field can be overridden with --config.FIELD=VALUE. The defaults of every loss weight, learning rate and
+stage live here and nowhere else. Units (ganfit_jax.losses): images in [0, 1], identity terms 1 - cos,
+content Eq. 10, landmark Eq. 12 in canvas pixels, align = mean squared landmark error in canvas/100 px,
+regularisers = mean squares of the N(0, 1) coefficients (shape, texture latent), of the expression
+activations and of the scaled light offsets (ganfit_jax.params).
 """
 
 import ml_collections
 
+PAPER_WEIGHTS = dict(identity=2.0, identity_hat=2.0, content=50.0, pixel=1.0, landmark=0.001,
+                     reg_shape=0.05, reg_expression=0.01, reg_light=0.01)
+
 
 def get_config(preset: str = "fast"):
+  if preset not in ("fast", "paper", "tiny"):
+    raise ValueError(f"unknown preset {preset!r}: use 'fast', 'paper' or 'tiny'")
   c = ml_collections.ConfigDict()
   c.preset = preset
-  c.model = "ict"
-  c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or a path to an exported .npz
+  c.model = "ict"                  # asset name or a converted .npz (tools/convert_model.py)
+  c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or an exported .npz
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
   c.canvas_size = 224
+  c.texture_size = 256             # side of the composed texture the renderer samples
   c.seed = 0
-  c.stage1_steps = 100
-  c.stage2_steps = 60
+  c.chunk = 10                     # steps per compiled chunk (one host sync and progress update each)
   c.num_inits = 1
   c.init_latent_std = 1.0
-  c.lr_shape = 0.02
-  c.lr_expression = 0.05
-  c.lr_texture = 0.01
-  c.lr_camera = 0.01
-  c.lr_light = 0.02
-  c.stage1_lr_scale = 3.0
   c.batch_size = 4                 # photos fitted together with --input_dir
-  c.weights = ml_collections.ConfigDict(dict(
-      identity=2.0, identity_hat=2.0, content=50.0, pixel=1.0, landmark=0.001, align=0.1,
-      reg_shape=0.05, reg_expression=0.01, reg_light=0.01))
+  c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
+                                        light=0.02))
+  c.stage_order = ("align", "full")
+  c.stages = ml_collections.ConfigDict()
+  c.stages.align = ml_collections.ConfigDict(dict(
+      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"),
+      weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, reg_shape=0.05, reg_expression=0.01))))
+  c.stages.full = ml_collections.ConfigDict(dict(
+      steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"),
+      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1))))
   if preset == "paper":
-    c.stage1_steps = 300
-    c.stage2_steps = 1000
+    c.stages.align.steps = 300
+    c.stages.full.steps = 1000
     c.num_inits = 4
-  elif preset != "fast":
-    raise ValueError(f"unknown preset {preset!r}: use 'fast' or 'paper'")
+  elif preset == "tiny":
+    c.stages.align.steps = 20
+    c.stages.full.steps = 4
+    c.chunk = 4
   return c

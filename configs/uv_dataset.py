@@ -13,7 +13,7 @@ def get_config():
   c.canvas_size = 224         # fitting canvas (ganfit_jax.face.crop_to_canvas)
   c.shard_size = 512          # maps per shard file
   c.batch_size = 32           # photos fitted and unwrapped together (vmap)
-  c.fit_steps = 200           # landmark fit (fitting.fit_stage1_batch)
+  c.fit_steps = 200           # landmark fit (one align stage of fitting.fit)
   c.fit_learning_rate = 0.05
   c.shape_reg = 0.05
   c.expression_reg = 0.01

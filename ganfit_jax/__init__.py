@@ -1,5 +1,12 @@
-"""ganfit_jax: GANFit, Fast-GANFit and GANFit++ in JAX (see README.md and WORKSPACE.md)."""
+"""ganfit_jax: GANFit, Fast-GANFit and GANFit++ in JAX (see README.md and WORKSPACE.md).
 
-from ganfit_jax import _xla_defaults
+Importing the package changes no process state; :func:`ganfit_jax.runtime.configure`
+applies this project's XLA CPU flag and the persistent compilation cache (the
+tools call it first thing). The stages of one fit, in data-flow order:
 
-_xla_defaults.apply()
+  face.prepare -> objective.prepare_targets -> fitting.fit (params.Variables ->
+  params.to_face -> morphable / camera / render / nets -> objective.loss_fn) ->
+  types.FaceParams -> reconstruct.render_outputs -> outputs
+"""
+
+__all__ = ["runtime"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ganfit_jax import math as gmath
+from ganfit_jax import numerics as gmath
 
 DEFAULT_POSITION = (0.0, 0.0, 1000.0)
 DEFAULT_LOOK_AT = (0.0, -10.0, 40.0)

@@ -1,274 +1,348 @@
-"""Fitting: GANFit's two stages, batches, random texture initialisations and multi-image fitting.
+"""Fitting: a stage schedule run by compiled K-step chunks, over photos and random texture starts.
 
-* :func:`fit` runs the full method on ``objective.Objective``: stage 1
-  (landmarks + regularisers; shape, expression, camera) then stage 2 (every
-  term, every parameter), both through one compiled step (the stage is only
-  the traced ``LossWeights`` and learning-rate scale). It ``vmap``s over
-  photos and over random texture initialisations (best final loss wins), and
-  with ``shared_identity=True`` fits several photos of one person: per-photo
-  expression, camera and light; shape and texture latent averaged over the
-  photos after every step (paper Eq. 14).
-* :func:`fit_stage1` / :func:`fit_stage1_batch`: the landmark-only fit on its
-  own (cheap; used by the UV-dataset builder).
+One fit, for B photos and N random texture initialisations each:
 
-Parameterisation (so one Adam learning rate suits every group):
-  * shape: N(0,1) coefficients as they are;
-  * expression: for blendshape models (ICT) activations = sigmoid(logits), kept in [0, 1], logits start
-    at -4 (activation 0.018); for Gaussian models, coefficients as they are;
-  * camera: default camera + CAMERA_SCALE * delta (position/look-at in 100 mm units, up and focal in 1s).
+1. variables (B, N, ...) start from :func:`ganfit_jax.params.init` (N random
+   texture latents, or a given start such as the regressor's prediction);
+2. for each :class:`Stage` of the :class:`Schedule` (the paper's two: landmarks
+   + regularisers, then every term), an optax optimiser is built from the
+   stage's active parameter groups and per-group learning rates
+   (``optax.multi_transform``, ``optax.zero_nans`` in front);
+3. the stage's steps run in chunks of K (:func:`chunk`: one ``lax.scan`` of K
+   steps, or on CPUs K asynchronous calls of one compiled step; one
+   compilation per stage structure and batch shape, reused by every photo and
+   call; one host sync per chunk, for progress): each step differentiates
+   :func:`ganfit_jax.objective.loss_fn` (``vmap`` over inits and photos), with
+   its random id-hat key ``fold_in(key, step)``, applies the update and, for
+   several photos of one person (``shared_identity``), replaces shape and
+   texture latent by their mean over the photos (paper Eq. 14);
+4. per photo the init with the lowest final loss wins (the lowest sum over the
+   photos when they share an identity).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Optional
+import time
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 
-from ganfit_jax import camera as camera_lib
-from ganfit_jax import morphable
-from ganfit_jax.types import EXPRESSION_BLENDSHAPE, MorphableModel
-
-CAMERA_SCALE = jnp.array([100.0] * 6 + [1.0] * 3 + [1.0], jnp.float32)
-EXPRESSION_LOGIT_INIT = -4.0
-
-
-@struct.dataclass
-class Stage1Params:
-  """Free variables of stage 1: shape (K_id,), expression (K_exp,) logits/coefficients, camera delta (10,)."""
-
-  shape: jnp.ndarray
-  expression: jnp.ndarray
-  camera_delta: jnp.ndarray
+from ganfit_jax import compiled, objective
+from ganfit_jax import params as params_lib
+from ganfit_jax.scene import Scene
+from ganfit_jax.types import FaceParams
 
 
 @dataclasses.dataclass(frozen=True)
-class Stage1Config:
-  steps: int = 300
-  learning_rate: float = 0.05
-  landmark_weight: float = 1.0  # on mean squared landmark error in units of (canvas size / 100) pixels
-  shape_reg: float = 0.05
-  expression_reg: float = 0.01
-  image_size: int = 224
+class Stage:
+  """One stage of a fit.
 
-
-def expression_values(model: MorphableModel, raw):
-  return jax.nn.sigmoid(raw) if model.expression_kind == EXPRESSION_BLENDSHAPE else raw
-
-
-def init_params(model: MorphableModel) -> Stage1Params:
-  e0 = EXPRESSION_LOGIT_INIT if model.expression_kind == EXPRESSION_BLENDSHAPE else 0.0
-  return Stage1Params(shape=jnp.zeros((model.num_identity,), jnp.float32),
-                      expression=jnp.full((model.num_expression,), e0, jnp.float32),
-                      camera_delta=jnp.zeros((10,), jnp.float32))
-
-
-def camera_of(p: Stage1Params):
-  return camera_lib.default_camera() + CAMERA_SCALE * p.camera_delta
-
-
-def project_landmarks(model: MorphableModel, p: Stage1Params, size: int):
-  pts = morphable.landmark_points(model, p.shape, expression_values(model, p.expression))
-  xy, _ = camera_lib.project(camera_of(p), pts, size, size)
-  return xy
-
-
-def stage1_loss(p: Stage1Params, model: MorphableModel, target_landmarks, cfg: Stage1Config):
-  """(loss, aux) with aux = dict of the terms; landmark error in pixels of the canvas."""
-  xy = project_landmarks(model, p, cfg.image_size)
-  unit = cfg.image_size / 100.0
-  lm = jnp.mean(jnp.sum(jnp.square((xy - target_landmarks) / unit), -1))
-  ev = expression_values(model, p.expression)
-  reg_s = jnp.mean(jnp.square(p.shape))
-  reg_e = jnp.mean(jnp.square(ev))
-  loss = cfg.landmark_weight * lm + cfg.shape_reg * reg_s + cfg.expression_reg * reg_e
-  rmse_px = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(xy - target_landmarks), -1)))
-  return loss, dict(landmark=lm, reg_shape=reg_s, reg_expression=reg_e, landmark_rmse_px=rmse_px)
-
-
-def _optimizer(cfg: Stage1Config):
-  return optax.adam(cfg.learning_rate)
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def stage1_step(params: Stage1Params, state, model: MorphableModel, target, cfg: Stage1Config):
-  """One Adam step of stage 1; compiled once per (model shapes, cfg), reused across photos."""
-  (loss, aux), g = jax.value_and_grad(stage1_loss, has_aux=True)(params, model, target, cfg)
-  updates, state = _optimizer(cfg).update(g, state, params)
-  return optax.apply_updates(params, updates), state, dict(aux, loss=loss)
-
-
-def fit_stage1(model: MorphableModel, target_landmarks, cfg: Stage1Config = Stage1Config(),
-               callback: Optional[Callable[[int, dict], None]] = None):
-  """Fits one face's 68 canvas landmarks. Returns (params, history: dict of per-step arrays)."""
-  target = jnp.asarray(target_landmarks, jnp.float32)
-  if target.shape != (68, 2):
-    raise ValueError(f"target_landmarks must be (68, 2), got {target.shape}")
-  if not bool(jnp.all(jnp.isfinite(target))):
-    raise ValueError("target landmarks contain NaN or infinity")
-  params = init_params(model)
-  state = _optimizer(cfg).init(params)
-  history = []
-  for i in range(cfg.steps):
-    params, state, aux = stage1_step(params, state, model, target, cfg)
-    if callback is not None or i == cfg.steps - 1 or i % 10 == 0:
-      aux = jax.device_get(aux)
-      history.append(dict(step=i, **{k: float(v) for k, v in aux.items()}))
-      if callback is not None:
-        callback(i, history[-1])
-  return params, history
-
-
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def fit_stage1_batch(model: MorphableModel, targets, cfg: Stage1Config = Stage1Config()):
-  """Fits a batch of faces at once: ``targets`` (B, 68, 2) canvas landmarks.
-
-  The whole optimisation is one compiled ``lax.scan`` of ``cfg.steps`` Adam
-  steps, ``vmap``-ed over the batch. Returns (params with a leading batch axis,
-  final aux dict of (B,) arrays, including ``landmark_rmse_px``).
+  Attributes:
+    name: for logs ('align', 'full').
+    steps: Adam steps (0 skips the stage).
+    weights: ((term, weight), ...) of :class:`ganfit_jax.objective.LossWeights`; unnamed terms are 0.
+    groups: the parameter groups that move (``ganfit_jax.params.GROUPS``); the others stay fixed.
+    lr_scale: multiplies every group's learning rate.
   """
-  targets = jnp.asarray(targets, jnp.float32)
 
-  def one(target):
-    params = init_params(model)
-    opt = _optimizer(cfg)
+  name: str
+  steps: int
+  weights: Tuple[Tuple[str, float], ...]
+  groups: Tuple[str, ...]
+  lr_scale: float = 1.0
 
-    def step(carry, _):
-      p, st = carry
-      (_, aux), g = jax.value_and_grad(stage1_loss, has_aux=True)(p, model, target, cfg)
-      upd, st = opt.update(g, st, p)
-      return (optax.apply_updates(p, upd), st), None
+  def __post_init__(self):
+    if int(self.steps) != self.steps or self.steps < 0:
+      raise ValueError(f"stage {self.name!r}: steps must be an integer >= 0, got {self.steps}")
+    bad = [g for g in self.groups if g not in params_lib.GROUPS]
+    if bad:
+      raise ValueError(f"stage {self.name!r}: unknown parameter group(s) {bad}; groups are {params_lib.GROUPS}")
+    if not np.isfinite(self.lr_scale) or self.lr_scale <= 0:
+      raise ValueError(f"stage {self.name!r}: lr_scale must be a finite number > 0, got {self.lr_scale}")
+    objective.LossWeights.create(**dict(self.weights))  # validates names and values
 
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), None, length=cfg.steps)
-    _, aux = stage1_loss(params, model, target, cfg)
-    return params, aux
+  def loss_weights(self) -> objective.LossWeights:
+    return objective.LossWeights.create(**dict(self.weights))
 
-  return jax.vmap(one)(targets)
-
-
-def export_obj(path: str, verts: np.ndarray, model: MorphableModel, material: Optional[str] = None) -> None:
-  """Writes an OBJ with per-corner UVs (millimetres, model frame); see :mod:`ganfit_jax.export`."""
-  from ganfit_jax import export
-  export.write_obj(path, verts, model, material)
-
-
-# --------------------------------------------------------------------------- #
-# The full two-stage fit.
 
 @dataclasses.dataclass(frozen=True)
-class FitConfig:
-  """Schedule of :func:`fit` (``configs/fit.py`` has the presets)."""
-  stage1_steps: int = 150
-  stage2_steps: int = 150
+class Schedule:
+  """Stages, per-group learning rates and the fit's other knobs (``configs/fit.py`` has the presets).
+
+  Attributes:
+    stages: the stages, in order.
+    learning_rates: ((group, Adam learning rate), ...) for every group of ``params.GROUPS``.
+    chunk: steps per compiled chunk (K); a stage runs in chunks of the largest divisor of
+      its step count that is <= K.
+    num_inits: random texture initialisations per photo, fitted in parallel (vmap).
+    init_latent_std: texture latents start at N(0, std^2).
+    zero_first_init: init 0 starts at latent 0 (PCA: the mean texture; never for the GAN,
+      whose pixel-normed input makes latent 0 a flat, degenerate texture).
+  """
+
+  stages: Tuple[Stage, ...]
+  learning_rates: Tuple[Tuple[str, float], ...]
+  chunk: int = 10
   num_inits: int = 1
-  init_latent_std: float = 1.0     # texture latents start at N(0, std^2) (the GAN's prior)
-  zero_first_init: bool = False    # init 0 at latent 0 (PCA: the mean texture; never for the GAN, whose
-                                   # pixel-normed input makes latent 0 a flat, degenerate texture)
-  lr_shape: float = 0.02
-  lr_expression: float = 0.05
-  lr_texture: float = 0.01         # the paper's Adam rate
-  lr_camera: float = 0.01
-  lr_light: float = 0.02
-  stage1_lr_scale: float = 3.0     # stage 1 only moves shape/expression/camera, and faster
-  weights: tuple = ()              # overrides of LossWeights fields for stage 2, as (name, value) pairs
+  init_latent_std: float = 1.0
+  zero_first_init: bool = False
+
+  def __post_init__(self):
+    lrs = dict(self.learning_rates)
+    missing = [g for g in params_lib.GROUPS if g not in lrs]
+    unknown = [g for g in lrs if g not in params_lib.GROUPS]
+    if missing or unknown:
+      raise ValueError(f"learning_rates must name every group {params_lib.GROUPS}; missing {missing}, "
+                       f"unknown {unknown}")
+    for g, lr in lrs.items():
+      if not np.isfinite(lr) or lr < 0:
+        raise ValueError(f"learning rate of {g!r} must be a finite number >= 0, got {lr}")
+    if int(self.chunk) != self.chunk or self.chunk < 1:
+      raise ValueError(f"chunk must be an integer >= 1, got {self.chunk}")
+    if int(self.num_inits) != self.num_inits or self.num_inits < 1:
+      raise ValueError(f"num_inits must be an integer >= 1, got {self.num_inits}")
+    if not np.isfinite(self.init_latent_std) or self.init_latent_std < 0:
+      raise ValueError(f"init_latent_std must be a finite number >= 0, got {self.init_latent_std}")
+
+  @property
+  def total_steps(self) -> int:
+    return sum(s.steps for s in self.stages)
+
+
+def schedule_from_config(cfg, zero_first_init: bool = False) -> Schedule:
+  """The :class:`Schedule` of a ``configs/fit.py`` config (sections ``stages``, ``lr``)."""
+  stages = []
+  for name in cfg.stage_order:
+    st = cfg.stages[name]
+    stages.append(Stage(name=name, steps=int(st.steps), weights=tuple(sorted(dict(st.weights).items())),
+                        groups=tuple(st.groups), lr_scale=float(st.lr_scale)))
+  return Schedule(stages=tuple(stages), learning_rates=tuple(sorted(dict(cfg.lr).items())),
+                  chunk=int(cfg.chunk), num_inits=int(cfg.num_inits), init_latent_std=float(cfg.init_latent_std),
+                  zero_first_init=zero_first_init)
+
+
+def make_optimizer(learning_rates: Tuple[Tuple[str, float], ...], groups: Sequence[str],
+                   lr_scale: float = 1.0) -> optax.GradientTransformation:
+  """Adam per group at ``lr * lr_scale`` for the active groups, no update for the others;
+  NaN gradients are zeroed first (``optax.zero_nans``)."""
+  txs = {g: optax.adam(lr * lr_scale) if (g in groups and lr > 0) else optax.set_to_zero()
+         for g, lr in learning_rates}
+  return optax.chain(optax.zero_nans(), optax.multi_transform(txs, params_lib.labels()))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkSpec:
+  """The static structure of a compiled chunk (hashable)."""
+  length: int
+  learning_rates: Tuple[Tuple[str, float], ...]
+  groups: Tuple[str, ...]
+  lr_scale: float
+  images: bool
+  shared_identity: bool
+
+  def optimizer(self) -> optax.GradientTransformation:
+    return make_optimizer(self.learning_rates, self.groups, self.lr_scale)
+
+
+def _flat(fn, n: int):
+  """Applies ``fn`` to a flat batch of ``n`` examples: a plain call when n == 1 (vmap of one example
+  still costs its batching rules at trace time: 4.9 s -> 7.7 s -> 13.0 s to trace the full chunk
+  with 0, 1 and 2 levels of vmap on the 2-core CPU)."""
+  if n == 1:
+    def one(*args):
+      out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
+      return jax.tree_util.tree_map(lambda x: x[None], out)
+    return one
+  return jax.vmap(fn)
+
+
+def _step(spec: ChunkSpec, variables, opt_state, scene, targets, weights, keys, step):
+  """One optimiser step of (B, N) fits (keys: (B, N, ...) raw key data); returns (variables, opt_state, aux),
+  each (B, N, ...)."""
+  tx = spec.optimizer()
+  b, n = keys.shape[:2]
+
+  def one(v, s, target, key_data):
+    key = jax.random.fold_in(jax.random.wrap_key_data(key_data), step)
+    grad_fn = jax.value_and_grad(objective.loss_fn, has_aux=True)
+    (_, aux), g = grad_fn(v, scene, target, weights, key, images=spec.images)
+    upd, s = tx.update(g, s, v)
+    return optax.apply_updates(v, upd), s, aux
+
+  # photos x inits as one flat batch: targets repeated per init
+  flat = lambda x: x.reshape((b * n,) + x.shape[2:])  # noqa: E731
+  rep = jax.tree_util.tree_map(lambda x: jnp.repeat(x, n, axis=0), targets)
+  args = jax.tree_util.tree_map(flat, (variables, opt_state)) + (rep, flat(keys))
+  v, s, aux = _flat(one, b * n)(*args)
+  v, s, aux = jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), (v, s, aux))
+  if spec.shared_identity:  # paper Eq. 14: shape and texture averaged over the photos after every step
+    mean = lambda x: jnp.broadcast_to(jnp.mean(x, axis=0, keepdims=True), x.shape)  # noqa: E731
+    v = v.replace(shape=mean(v.shape), texture=mean(v.texture))
+  return v, s, aux
+
+
+def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
+              keys, start, *, spec: ChunkSpec):
+  """``spec.length`` steps (from step index ``start``) in one ``lax.scan``; aux per step (K, B, N).
+
+  ``keys``: (B, N) raw PRNG key data (``jax.random.key_data``).
+  """
+
+  def scan(variables, opt_state, scene, targets, weights, keys, start):
+    def body(carry, i):
+      v, s = carry
+      v, s, aux = _step(spec, v, s, scene, targets, weights, keys, i)
+      return (v, s), aux
+
+    (v, s), aux = jax.lax.scan(body, (variables, opt_state), start + jnp.arange(spec.length))
+    return v, s, aux
+
+  return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, jnp.int32(start),
+                       name="fit_chunk", static=spec)
+
+
+def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
+             keys, step, *, spec: ChunkSpec):
+  """One step (the ``dispatch`` loop's unit); aux (B, N)."""
+  return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
+                       jnp.int32(step), name="fit_step", static=spec)
+
+
+def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str):
+  """K steps from ``start``; aux (K, B, N), still on the device.
+
+  ``loop='scan'``: one compiled ``lax.scan`` of K steps (:func:`run_chunk`).
+  ``loop='dispatch'``: K asynchronous calls of the compiled single step (:func:`run_step`), aux stacked
+  on the device: the same one host sync per chunk. XLA's CPU backend runs the texture GAN's
+  convolutions ~2.3x slower inside a while loop (153 -> 351 ms per generator gradient, measured on the
+  2-core CPU), so CPUs use this loop.
+  """
+  if loop == "scan":
+    return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec)
+  if loop != "dispatch":
+    raise ValueError(f"loop must be 'scan' or 'dispatch', got {loop!r}")
+  auxes = []
+  for i in range(spec.length):
+    variables, opt_state, aux = run_step(variables, opt_state, scene, targets, weights, keys, start + i, spec=spec)
+    auxes.append(aux)
+  return variables, opt_state, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *auxes)
+
+
+def default_loop() -> str:
+  """'dispatch' on CPU (see :func:`chunk`), 'scan' elsewhere (stages with image terms)."""
+  return "dispatch" if jax.default_backend() == "cpu" else "scan"
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def init_opt_state(variables, *, spec: ChunkSpec):
+  b, n = variables.shape.shape[:2]
+  flat = jax.tree_util.tree_map(lambda x: x.reshape((b * n,) + x.shape[2:]), variables)
+  state = jax.vmap(spec.optimizer().init)(flat)
+  return jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), state)
+
+
+def chunk_length(steps: int, chunk: int) -> int:
+  """The largest divisor of ``steps`` that is <= ``chunk`` (so every chunk of a stage has one shape)."""
+  return max(d for d in range(1, min(chunk, max(steps, 1)) + 1) if steps % d == 0)
 
 
 @dataclasses.dataclass
 class FitResult:
-  params: object          # FitParams with a leading photo axis (B, ...)
-  final: dict             # loss terms of the chosen init at the last step, each (B,)
-  history: dict           # term -> (steps, B) for the chosen init
-  init_losses: np.ndarray  # (B, num_inits) final losses of every init
-  best_init: np.ndarray   # (B,)
+  """A fit of B photos (the best init of each).
+
+  faces: FaceParams with a leading photo axis (B, ...); variables: the optimiser's
+  Variables (B, ...); final: each aux term at the last step (B,); history: term ->
+  (steps, B); init_losses: (B, N) final loss of every init; best_init: (B,);
+  seconds: wall time of the fit; stages: (name, steps) per stage run.
+  """
+  faces: FaceParams
+  variables: params_lib.Variables
+  final: Dict[str, np.ndarray]
+  history: Dict[str, np.ndarray]
+  init_losses: np.ndarray
+  best_init: np.ndarray
   seconds: float
-  steps: int
+  stages: Tuple[Tuple[str, int], ...]
 
 
-def _lr_tree(cfg: FitConfig):
-  from ganfit_jax.objective import FitParams
-  return FitParams(shape=cfg.lr_shape, expression=cfg.lr_expression, texture=cfg.lr_texture,
-                   camera_delta=cfg.lr_camera, light_delta=cfg.lr_light)
+def initial_variables(scene: Scene, batch: int, schedule: Schedule, key, init: Optional[params_lib.Variables] = None):
+  """(B, N) starting variables: ``init`` (B, ...) when given (its latent for init 0, random latents for the
+  others), else the mean face with N random texture latents."""
+  n = schedule.num_inits
+  latent_dim = scene.texture.latent_dim if scene.texture is not None else 1
+  lat = jax.random.normal(key, (n, latent_dim)) * schedule.init_latent_std
+  if schedule.zero_first_init:
+    lat = lat.at[0].set(0.0)
+  if init is None:
+    base = params_lib.init(scene.model, jnp.zeros((latent_dim,)))
+    v = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch, n) + x.shape), base)
+    return v.replace(texture=jnp.broadcast_to(lat, (batch, n, latent_dim)))
+  v = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(jnp.asarray(x)[:, None], (batch, n) + x.shape[1:]), init)
+  return v.replace(texture=v.texture.at[:, 1:].set(jnp.broadcast_to(lat[1:], (batch, n - 1, latent_dim))))
 
 
-def make_fit_step(objective, cfg: FitConfig):
-  """jit(vmap over photos (vmap over inits (Adam step))). Weights and lr scale are traced arguments."""
-  adam = optax.scale_by_adam()
-  lrs = _lr_tree(cfg)
-
-  def one(params, opt_state, frozen, target, weights, lr_scale, key):
-    target = target._replace(key=key)
-    (_, aux), g = jax.value_and_grad(objective.loss_fn, has_aux=True)(params, frozen, target, weights)
-    g = jax.tree_util.tree_map(lambda x: jnp.where(jnp.isfinite(x), x, 0.0), g)
-    upd, opt_state = adam.update(g, opt_state, params)
-    upd = jax.tree_util.tree_map(lambda u, lr: -lr * lr_scale * u, upd, lrs)
-    return optax.apply_updates(params, upd), opt_state, aux
-
-  over_inits = jax.vmap(one, in_axes=(0, 0, None, None, None, None, 0))
-  over_photos = jax.vmap(over_inits, in_axes=(0, 0, None, 0, None, None, 0))
-  return jax.jit(over_photos), adam
-
-
-def fit(objective, frozen, targets, cfg: FitConfig, key, latent_dim: int, shared_identity: bool = False,
-        callback=None, step_fn=None) -> FitResult:
-  """Fits B photos (``targets``: an ``objective.Target`` with a leading photo axis).
+def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, shared_identity: bool = False,
+        init: Optional[params_lib.Variables] = None,
+        progress: Optional[Callable[[int, int, dict], None]] = None, loop: Optional[str] = None) -> FitResult:
+  """Fits B photos (``targets``: a :class:`~ganfit_jax.objective.Target` with a leading photo axis).
 
   Args:
+    scene: model, texture model and identity network.
+    targets: from :func:`ganfit_jax.objective.prepare_targets`.
+    schedule: stages and learning rates.
+    key: a PRNG key (``jax.random.key``) for texture starts and id-hat renders.
     shared_identity: the photos show one person; shape and texture are shared (Eq. 14).
-    callback: called as ``callback(step, total, aux_of_best_so_far)`` for progress.
-    step_fn: a step from :func:`make_fit_step` to reuse (one compilation across calls).
+    init: optional starting Variables (B, ...), e.g. the regressor's (GANfit++).
+    progress: called as ``progress(done_steps, total_steps, means)`` after every chunk,
+      ``means`` holding the mean of each aux term over photos plus ``stage``.
+    loop: 'scan' or 'dispatch' (:func:`chunk`); default: 'scan' for landmark-only stages,
+      :func:`default_loop` for stages with image terms.
   """
-  import time
-  from ganfit_jax.objective import LossWeights
   t0 = time.perf_counter()
-  model = frozen["model"]
-  b = targets.landmarks.shape[0]
-  n = cfg.num_inits
+  b = int(targets.landmarks.shape[0])
+  n = schedule.num_inits
   k_lat, k_run = jax.random.split(key)
-  lat = jax.random.normal(k_lat, (n, latent_dim)) * cfg.init_latent_std
-  if cfg.zero_first_init:
-    lat = lat.at[0].set(0.0)
-  base = objective.init_params(model, latent_dim)
-  params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (b, n) + x.shape), base)
-  params = params.replace(texture=jnp.broadcast_to(lat, (b, n, latent_dim)))
-  step, adam = (step_fn, optax.scale_by_adam()) if step_fn is not None else make_fit_step(objective, cfg)
-  opt_state = jax.vmap(jax.vmap(adam.init))(params)
-  w1 = LossWeights.stage1()
-  w2 = LossWeights(**dict(cfg.weights)).as_arrays()
-  total = cfg.stage1_steps + cfg.stage2_steps
-  hist = []
-  for i in range(total):
-    stage2 = i >= cfg.stage1_steps
-    keys = jax.random.split(jax.random.fold_in(k_run, i), b * n).reshape(b, n, -1)
-    params, opt_state, aux = step(params, opt_state, frozen, targets, w2 if stage2 else w1,
-                                  jnp.float32(1.0 if stage2 else cfg.stage1_lr_scale), keys)
-    if shared_identity:
-      params = params.replace(
-          shape=jnp.broadcast_to(params.shape.mean(0, keepdims=True), params.shape.shape),
-          texture=jnp.broadcast_to(params.texture.mean(0, keepdims=True), params.texture.shape))
-    aux = jax.device_get(aux)
-    hist.append(aux)
-    if callback is not None:
-      callback(i, total, dict({k: float(np.mean(v)) for k, v in aux.items()}, stage=2 if stage2 else 1))
-  final_losses = np.asarray(hist[-1]["loss"])  # (B, N)
+  variables = initial_variables(scene, b, schedule, k_lat, init)
+  keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
+  total, done, chunks, stages_run = schedule.total_steps, 0, [], []
+  for stage in schedule.stages:
+    if stage.steps == 0:
+      continue
+    weights = stage.loss_weights()
+    spec = ChunkSpec(length=chunk_length(stage.steps, schedule.chunk), learning_rates=schedule.learning_rates,
+                     groups=stage.groups, lr_scale=stage.lr_scale,
+                     images=weights.uses_images(), shared_identity=shared_identity)
+    opt_state = init_opt_state(variables, spec=spec)
+    for start in range(0, stage.steps, spec.length):
+      stage_loop = loop or (default_loop() if spec.images else "scan")
+      variables, opt_state, aux = chunk(variables, opt_state, scene, targets, weights, keys, done, spec, stage_loop)
+      aux = jax.device_get(aux)  # the chunk's one host sync
+      chunks.append(aux)
+      done += spec.length
+      if progress is not None:
+        progress(done, total, dict({k: float(np.mean(v[-1])) for k, v in aux.items()}, stage=stage.name))
+    stages_run.append((stage.name, stage.steps))
+  if not chunks:  # nothing to run: report the start
+    raise ValueError("the schedule has no steps; give at least one stage steps > 0")
+  hist = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}  # (steps, B, N)
+  final_losses = hist["loss"][-1]  # (B, N)
   if shared_identity:
     best = np.full((b,), int(np.argmin(final_losses.sum(0))))
   else:
     best = np.argmin(final_losses, axis=1)
   rows = np.arange(b)
-  chosen = jax.tree_util.tree_map(lambda x: x[rows, best], params)
-  history = {k: np.stack([h[k][rows, best] for h in hist]) for k in hist[0]}
-  final = {k: v[-1] for k, v in history.items()}
-  return FitResult(params=chosen, final=final, history=history, init_losses=final_losses, best_init=best,
-                   seconds=time.perf_counter() - t0, steps=total)
+  chosen = jax.tree_util.tree_map(lambda x: x[rows, best], variables)
+  history = {k: v[:, rows, best] for k, v in hist.items()}
+  faces = jax.vmap(lambda v: params_lib.to_face(v, scene.model.expression_kind))(chosen)
+  return FitResult(faces=faces, variables=chosen, final={k: v[-1] for k, v in history.items()}, history=history,
+                   init_losses=final_losses, best_init=best, seconds=time.perf_counter() - t0,
+                   stages=tuple(stages_run))
 
 
-def prepare_targets(objective, frozen, images, landmarks, key):
-  """Stacks the photo side of the losses for B canvases: images (B, S, S, 3), landmarks (B, 68, 2)."""
-  keys = jax.random.split(key, images.shape[0])
-  f = jax.jit(jax.vmap(objective.target, in_axes=(None, 0, 0, 0)))
-  return f(frozen, jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32), keys)
+__all__ = ["Stage", "Schedule", "schedule_from_config", "make_optimizer", "ChunkSpec", "run_chunk", "run_step",
+           "chunk", "default_loop", "init_opt_state", "chunk_length", "FitResult", "initial_variables", "fit"]

@@ -20,8 +20,8 @@ from typing import Dict, Sequence
 
 import jax.numpy as jnp
 
-from ganfit_jax import math as gmath
-from ganfit_jax.math import safe_norm
+from ganfit_jax import numerics as gmath
+from ganfit_jax.numerics import safe_norm
 
 
 def identity_loss(emb_a, emb_b):

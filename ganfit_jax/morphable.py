@@ -13,7 +13,7 @@ from typing import Optional
 import jax.numpy as jnp
 import numpy as np
 
-from ganfit_jax import math as gmath
+from ganfit_jax import numerics as gmath
 from ganfit_jax.types import MorphableModel, EXPRESSION_GAUSSIAN
 
 FORMAT_VERSION = 1
@@ -81,7 +81,8 @@ def landmarks(model: MorphableModel, verts):
 # Storage.
 
 _ARRAY_FIELDS = ("mean", "id_basis", "exp_basis", "triangles", "uv", "uv_triangles",
-                 "landmarks", "face_mask")
+                 "landmarks", "face_mask", "material")
+_OPTIONAL_FIELDS = ("material",)  # absent in files written before it existed: all skin
 
 
 def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
@@ -101,6 +102,12 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
   os.replace(tmp, path)
 
 
+def load(name_or_path: str = "ict") -> MorphableModel:
+  """A morphable model by asset name (``ict``, ``bfm``) or from a converted ``.npz`` path."""
+  from ganfit_jax import assets
+  return load_npz(assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path)
+
+
 def load_npz(path: str) -> MorphableModel:
   """Reads a model written by :func:`save_npz`; raises ValueError on a bad file."""
   if not os.path.exists(path):
@@ -112,7 +119,7 @@ def load_npz(path: str) -> MorphableModel:
   except Exception as e:  # zipfile/pickle errors surface as many types
     raise ValueError(f"cannot read morphable model {path}: {e}. The file is corrupt; "
                      "re-create it with `python tools/fetch_assets.py --force`.") from e
-  missing = [k for k in _ARRAY_FIELDS + ("header",) if k not in data]
+  missing = [k for k in _ARRAY_FIELDS + ("header",) if k not in data and k not in _OPTIONAL_FIELDS]
   if missing:
     raise ValueError(f"{path} is not a ganfit_jax morphable model (missing {missing})")
   header = json.loads(bytes(data["header"]).decode())
@@ -125,6 +132,7 @@ def load_npz(path: str) -> MorphableModel:
       uv_triangles=jnp.asarray(data["uv_triangles"], jnp.int32),
       landmarks=jnp.asarray(data["landmarks"], jnp.int32),
       face_mask=jnp.asarray(data["face_mask"], bool),
+      material=jnp.asarray(data.get("material", np.zeros(len(data["mean"]), np.int32)), jnp.int32),
       expression_names=tuple(header.get("expression_names", ())),
       expression_kind=header.get("expression_kind", EXPRESSION_GAUSSIAN),
       name=header.get("name", os.path.basename(path)),
@@ -132,14 +140,8 @@ def load_npz(path: str) -> MorphableModel:
   return model.validate()
 
 
-def load_meta(path: str) -> dict:
-  """The ``meta`` dictionary a converter stored (source, units, regions...)."""
-  with np.load(path) as z:
-    return json.loads(bytes(z["header"]).decode()).get("meta", {})
-
-
 def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_triangles=None,
-                face_mask=None, expression_names=(), expression_kind=EXPRESSION_GAUSSIAN,
+                face_mask=None, material=None, expression_names=(), expression_kind=EXPRESSION_GAUSSIAN,
                 name="model") -> MorphableModel:
   """Builds a validated model from numpy arrays; fills per-vertex UVs and masks when absent."""
   mean = np.asarray(mean, np.float32).reshape(-1, 3)
@@ -152,12 +154,15 @@ def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_
     uv_triangles = triangles
   if face_mask is None:
     face_mask = np.ones((v,), bool)
+  if material is None:
+    material = np.zeros((v,), np.int32)
   exp_basis = np.asarray(exp_basis, np.float32).reshape(-1, v, 3)
   return MorphableModel(
       mean=jnp.asarray(mean), id_basis=jnp.asarray(np.asarray(id_basis, np.float32).reshape(-1, v, 3)),
       exp_basis=jnp.asarray(exp_basis), triangles=jnp.asarray(triangles),
       uv=jnp.asarray(np.asarray(uv, np.float32)), uv_triangles=jnp.asarray(np.asarray(uv_triangles, np.int32)),
       landmarks=jnp.asarray(np.asarray(landmarks, np.int32)), face_mask=jnp.asarray(np.asarray(face_mask, bool)),
+      material=jnp.asarray(np.asarray(material, np.int32)),
       expression_names=tuple(expression_names), expression_kind=expression_kind, name=name).validate()
 
 

@@ -1,224 +1,225 @@
-"""GANFit's full objective (paper Eq. 13) as one pure, jit-able function.
+"""GANFit's objective (paper Eq. 13) as one pure function of the optimiser's variables.
 
-``Objective.loss_fn(params, frozen, target, weights) -> (loss, aux)`` is what
-fitting (and later regressor training) differentiates:
+``loss_fn(variables, scene, target, weights, key) -> (loss, aux)`` is what
+fitting and regressor training differentiate:
 
-  * ``params`` (:class:`FitParams`): shape, expression (logits for blendshape
-    models), texture latent, camera and light offsets (scaled, see below);
-  * ``frozen``: arrays that are never optimised (the morphable model, texture
-    model and identity network variables): a pytree, so it is an argument of
-    the compiled step, not a constant baked into it;
-  * ``target``: the photo's canvas image, its 68 landmarks, the identity
-    embedding and features of its aligned 112 crop, a PRNG key for the
-    random second render (id-hat);
-  * ``weights`` (:class:`LossWeights`): traced scalars, so stage 1 and stage 2
-    are the same compiled function with different numbers. When every image
-    term has weight 0 (stage 1) a ``lax.cond`` skips rendering altogether.
+* ``variables`` (:class:`ganfit_jax.params.Variables`), mapped to physical
+  :class:`~ganfit_jax.types.FaceParams` by :func:`ganfit_jax.params.to_face`;
+* ``scene`` (:class:`ganfit_jax.scene.Scene`): model, texture model and
+  identity network, a pytree (one compilation serves every photo);
+* ``target`` (:class:`Target`, from :func:`prepare_target`): the photo's
+  canvas, its 68 landmarks (and per-landmark weights), the identity embedding
+  and content features of its aligned 112 crop;
+* ``weights`` (:class:`LossWeights`): traced scalars, built by name only;
+* ``key``: PRNG key of the random second render (id-hat).
 
-Weights (defaults = the paper's, in this project's units; see ``losses``):
-identity 2.0, identity_hat 2.0, content 50, pixel 1, landmark 0.001 (Eq. 12 in
-canvas pixels), reg shape 0.05, reg expression 0.01, reg light 0.01. One
-addition: ``align``, the stage-1 landmark term (mean squared error in units of
-canvas/100 px), weight 1 in stage 1 and 0.1 in stage 2: the paper's 0.001 x
-||dL||_2 alone does not hold the camera once the image terms pull.
+``images=False`` (static) leaves out every image term (no render, no identity
+network): the landmark stage of a fit, and fits whose scene has no texture
+model or identity network.
 
-Priors of the id-hat render (documented substitutes for the paper's 300W-3D
-statistics): expression activations ``clip(N(0, 0.5), 0, 1)`` for blendshape
-models (``N(0, 0.5)`` coefficients otherwise); camera orbiting the face with
+Terms (units in :mod:`ganfit_jax.losses`), with the defaults of
+``configs/fit.py`` (the paper's weights where the paper gives one):
+identity 2, identity_hat 2, content 50, pixel 1, landmark 0.001 (Eq. 12, canvas
+pixels), reg_shape 0.05, reg_expression 0.01, reg_light 0.01. Additions:
+``align`` (mean squared landmark error in canvas/100 px: the paper's 0.001 x
+||dL|| alone does not hold the camera once the image terms pull) and
+``reg_texture`` (mean square of the N(0, 1) texture latent).
+
+Priors of the id-hat render (substitutes for the paper's 300W-3D statistics):
+expression activations ``clip(N(0, 0.5), 0, 1)`` for blendshape models
+(``N(0, 0.5)`` coefficients otherwise); camera orbiting the face with
 yaw ~ N(0, 20 deg), pitch ~ N(0, 10 deg); light = default + N(0, 300 mm)
 position, N(0, 0.1) colour and ambient. Grey background.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, Dict, NamedTuple
+from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ganfit_jax import camera as camera_lib
-from ganfit_jax import losses, morphable
+from ganfit_jax import compiled
+from ganfit_jax import lighting, losses, morphable
+from ganfit_jax import params as params_lib
 from ganfit_jax.face import align
-from ganfit_jax.render import pipeline, shading
-from ganfit_jax.types import EXPRESSION_BLENDSHAPE
+from ganfit_jax.render import pipeline
+from ganfit_jax.scene import Scene
+from ganfit_jax.types import EXPRESSION_BLENDSHAPE, FaceParams
 
-CAMERA_SCALE = jnp.array([100.0] * 6 + [1.0] * 3 + [1.0], jnp.float32)
-LIGHT_SCALE = jnp.array([300.0] * 3 + [0.3] * 6, jnp.float32)
-EXPRESSION_LOGIT_INIT = -4.0
-CONTENT_KEYS_SFACE = ("res56", "res28", "res14")
-
-
-@struct.dataclass
-class FitParams:
-  shape: jnp.ndarray          # (K_id,) N(0, 1) coefficients
-  expression: jnp.ndarray     # (K_exp,) logits (blendshape models) or coefficients
-  texture: jnp.ndarray        # (latent,) texture-model latent, N(0, 1) prior
-  camera_delta: jnp.ndarray   # (10,) camera = default + CAMERA_SCALE * delta
-  light_delta: jnp.ndarray    # (9,) light = default + LIGHT_SCALE * delta
+IMAGE_TERMS = ("identity", "identity_hat", "content", "pixel")
+TERMS = IMAGE_TERMS + ("landmark", "align", "reg_shape", "reg_expression", "reg_light", "reg_texture")
 
 
-@struct.dataclass
+@struct.dataclass(kw_only=True)
 class LossWeights:
-  identity: Any = 2.0
-  identity_hat: Any = 2.0
-  content: Any = 50.0
-  pixel: Any = 1.0
-  landmark: Any = 0.001
-  align: Any = 0.1
-  reg_shape: Any = 0.05
-  reg_expression: Any = 0.01
-  reg_light: Any = 0.01
+  """The weight of every term, by name (see the module docstring; :func:`LossWeights.create`)."""
 
-  @staticmethod
-  def stage1(reg_shape=0.05, reg_expression=0.01) -> "LossWeights":
-    return LossWeights(0.0, 0.0, 0.0, 0.0, 0.001, 1.0, reg_shape, reg_expression, 0.0).as_arrays()
+  identity: jax.Array
+  identity_hat: jax.Array
+  content: jax.Array
+  pixel: jax.Array
+  landmark: jax.Array
+  align: jax.Array
+  reg_shape: jax.Array
+  reg_expression: jax.Array
+  reg_light: jax.Array
+  reg_texture: jax.Array
 
-  def as_arrays(self) -> "LossWeights":
-    return jax.tree_util.tree_map(lambda v: jnp.asarray(v, jnp.float32), self)
+  @classmethod
+  def create(cls, **weights) -> "LossWeights":
+    """Weights by name; terms not named are 0. A name that is not a term, or a negative or
+    non-finite value, is a ValueError."""
+    unknown = sorted(set(weights) - set(TERMS))
+    if unknown:
+      raise ValueError(f"unknown loss term(s) {unknown}; the terms are {list(TERMS)}")
+    for k, v in weights.items():
+      v = float(v)
+      if not np.isfinite(v) or v < 0:
+        raise ValueError(f"loss weight {k}={v} must be a finite number >= 0")
+    return cls(**{k: jnp.asarray(float(weights.get(k, 0.0)), jnp.float32) for k in TERMS})
 
+  def as_dict(self) -> Dict[str, float]:
+    return {k: float(getattr(self, k)) for k in TERMS}
 
-class Target(NamedTuple):
-  image: jnp.ndarray        # (S, S, 3) canvas photo in [0, 1]
-  landmarks: jnp.ndarray    # (68, 2) canvas landmarks
-  embedding: jnp.ndarray    # (D,) identity embedding of the aligned photo
-  features: Dict[str, jnp.ndarray]  # intermediate identity features of the aligned photo
-  align_matrix: jnp.ndarray  # (2, 3) canvas -> 112 crop (from the photo's landmarks)
-  key: jnp.ndarray          # PRNG key for the id-hat render
-
-
-def expression_values(expression_kind: str, raw):
-  return jax.nn.sigmoid(raw) if expression_kind == EXPRESSION_BLENDSHAPE else raw
-
-
-def camera_of(p: FitParams):
-  return camera_lib.default_camera() + CAMERA_SCALE * p.camera_delta
-
-
-def light_of(p: FitParams):
-  return shading.default_light() + LIGHT_SCALE * p.light_delta
+  def uses_images(self) -> bool:
+    """Whether any image term has a non-zero weight (needs concrete weights)."""
+    return any(float(getattr(self, k)) > 0 for k in IMAGE_TERMS)
 
 
-@dataclasses.dataclass(frozen=True)
-class Objective:
-  """Static parts of the objective: which model kind, texture decoder, identity net, canvas size."""
-  expression_kind: str
-  decode_texture: Callable[[Any, jnp.ndarray], jnp.ndarray]  # (tex_params, latent) -> (T, T, 3)
-  identity_module: Any                                       # flax module: (B,112,112,3) -> (emb, feats)
-  canvas_size: int = 224
-  content_keys: tuple = CONTENT_KEYS_SFACE
+@struct.dataclass
+class Target:
+  """The photo side of the losses, for one photo.
 
-  # ---------------------------------------------------------------- pieces
-  def identity(self, id_variables, image_112):
-    emb, feats = self.identity_module.apply(id_variables, image_112[None])
-    return emb[0], {k: v[0] for k, v in feats.items()}
+  image: (S, S, 3) canvas in [0, 1]; landmarks: (68, 2) canvas pixels;
+  landmark_weight: (68,) per-landmark weights of the landmark terms;
+  embedding: (D,) identity embedding of the photo's aligned 112 crop;
+  features: the identity network's content layers of that crop;
+  align_matrix: (2, 3) canvas -> 112 crop (from the photo's landmarks).
+  """
 
-  def target(self, frozen, image, landmarks, key) -> Target:
-    """Precomputes the photo side of the identity and content losses."""
-    m = align.arcface_transform_jax(jnp.asarray(landmarks))
-    crop = align.warp_affine(jnp.asarray(image), m, 112, 112)
-    emb, feats = self.identity(frozen["identity"], crop)
-    return Target(jnp.asarray(image), jnp.asarray(landmarks), emb, {k: feats[k] for k in self.content_keys},
-                  m, key)
-
-  def init_params(self, model, latent_dim: int, texture_latent=None) -> FitParams:
-    e0 = EXPRESSION_LOGIT_INIT if self.expression_kind == EXPRESSION_BLENDSHAPE else 0.0
-    return FitParams(shape=jnp.zeros((model.num_identity,), jnp.float32),
-                     expression=jnp.full((model.num_expression,), e0, jnp.float32),
-                     texture=jnp.zeros((latent_dim,), jnp.float32) if texture_latent is None else texture_latent,
-                     camera_delta=jnp.zeros((10,), jnp.float32), light_delta=jnp.zeros((9,), jnp.float32))
-
-  def random_conditions(self, key, model):
-    ke, ky, kp, kl = jax.random.split(key, 4)
-    z = jax.random.normal(ke, (model.num_expression,)) * 0.5
-    expr = jnp.clip(z, 0.0, 1.0) if self.expression_kind == EXPRESSION_BLENDSHAPE else z
-    yaw = jnp.deg2rad(20.0) * jax.random.normal(ky)
-    pitch = jnp.deg2rad(10.0) * jax.random.normal(kp)
-    cam = camera_lib.orbit_camera(yaw, pitch)
-    light = shading.default_light() + jnp.array([300.0] * 3 + [0.1] * 6) * jax.random.normal(kl, (9,))
-    return expr, cam, light
-
-  def render(self, model, verts, texture, cam, light, background):
-    s = self.canvas_size
-    out = pipeline.render(verts, model.triangles, model.uv, model.uv_triangles, texture, cam, light, background,
-                          height=s, width=s)
-    face = out.mask & (out.uv[..., 0] <= 1.0)  # the textured UV tile (not ICT's head/neck tile)
-    # only the textured face is composited: the untextured scalp/neck would show the texture's border
-    # colour to the identity network and in every picture
-    out = out._replace(image=jnp.where(face[..., None], out.shaded, background))
-    return out, face
-
-  # ---------------------------------------------------------------- the loss
-  def loss_fn(self, params: FitParams, frozen, target: Target, weights: LossWeights):
-    model = frozen["model"]
-    s = self.canvas_size
-    expr = expression_values(self.expression_kind, params.expression)
-    cam = camera_of(params)
-    lm3d = morphable.landmark_points(model, params.shape, expr)
-    lm2d, _ = camera_lib.project(cam, lm3d, s, s)
-    unit = s / 100.0
-    align_term = jnp.mean(jnp.sum(jnp.square((lm2d - target.landmarks) / unit), -1))
-    lan = losses.landmark_loss(lm2d, target.landmarks)
-    reg_s = losses.l2_reg(params.shape)
-    reg_e = losses.l2_reg(expr)
-    reg_l = losses.l2_reg(params.light_delta)
-    image_weight = weights.identity + weights.identity_hat + weights.content + weights.pixel
-
-    def image_terms(_):
-      verts = morphable.vertices(model, params.shape, expr)
-      texture = self.decode_texture(frozen["texture"], params.texture)
-      out, face = self.render(model, verts, texture, cam, light_of(params), target.image)
-      crop = align.warp_affine(out.image, target.align_matrix, 112, 112)
-      emb, feats = self.identity(frozen["identity"], crop)
-      l_id = losses.identity_loss(emb, target.embedding)
-      l_con = losses.content_loss({k: feats[k] for k in self.content_keys}, target.features, self.content_keys)
-      l_pix = losses.pixel_loss(out.image, target.image, face)
-      # id-hat: same shape and texture, random expression, pose and light
-      e_hat, c_hat, li_hat = self.random_conditions(target.key, model)
-      v_hat = morphable.vertices(model, params.shape, e_hat)
-      grey = jnp.full((s, s, 3), 0.5, jnp.float32)
-      out_hat, _ = self.render(model, v_hat, texture, c_hat, li_hat, grey)
-      lm_hat, _ = camera_lib.project(c_hat, morphable.landmark_points(model, params.shape, e_hat), s, s)
-      m_hat = align.arcface_transform_jax(jax.lax.stop_gradient(lm_hat))
-      emb_hat, _ = self.identity(frozen["identity"], align.warp_affine(out_hat.image, m_hat, 112, 112))
-      l_id_hat = losses.identity_loss(emb_hat, target.embedding)
-      return jnp.stack([l_id, l_id_hat, l_con, l_pix])
-
-    img = jax.lax.cond(image_weight > 0, image_terms, lambda _: jnp.zeros((4,), jnp.float32), None)
-    l_id, l_id_hat, l_con, l_pix = img[0], img[1], img[2], img[3]
-    loss = (weights.identity * l_id + weights.identity_hat * l_id_hat + weights.content * l_con
-            + weights.pixel * l_pix + weights.landmark * lan + weights.align * align_term
-            + weights.reg_shape * reg_s + weights.reg_expression * reg_e + weights.reg_light * reg_l)
-    rmse = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(lm2d - target.landmarks), -1)))
-    aux = dict(loss=loss, identity=l_id, identity_hat=l_id_hat, content=l_con, pixel=l_pix, landmark=lan,
-               align=align_term, reg_shape=reg_s, reg_expression=reg_e, reg_light=reg_l, landmark_rmse_px=rmse)
-    return loss, aux
-
-  # ---------------------------------------------------------------- outputs
-  def render_params(self, frozen, params: FitParams, background):
-    """(RenderOutput, texture) of fitted parameters (for pictures and exports)."""
-    model = frozen["model"]
-    expr = expression_values(self.expression_kind, params.expression)
-    verts = morphable.vertices(model, params.shape, expr)
-    texture = self.decode_texture(frozen["texture"], params.texture)
-    out, _ = self.render(model, verts, texture, camera_of(params), light_of(params), background)
-    return out, texture
+  image: jax.Array
+  landmarks: jax.Array
+  landmark_weight: jax.Array
+  embedding: jax.Array
+  features: Dict[str, jax.Array]
+  align_matrix: jax.Array
 
 
-def frozen_arrays(model, texture_model, identity_net) -> Dict[str, Any]:
-  return dict(model=model, texture=texture_model.params, identity=identity_net.variables)
+def prepare_target(scene: Scene, image, landmarks, landmark_weight=None) -> Target:
+  """Precomputes the photo side of the identity and content losses (one photo)."""
+  image = jnp.asarray(image, jnp.float32)
+  landmarks = jnp.asarray(landmarks, jnp.float32)
+  s = scene.canvas_size
+  if image.shape != (s, s, 3) or landmarks.shape != (68, 2):
+    raise ValueError(f"a target needs a ({s}, {s}, 3) canvas and (68, 2) landmarks, got {image.shape} and "
+                     f"{landmarks.shape}")
+  w = jnp.ones((68,), jnp.float32) if landmark_weight is None else jnp.asarray(landmark_weight, jnp.float32)
+  m = align.arcface_transform_jax(landmarks)
+  if scene.identity is not None:
+    emb, feats = scene.identity(align.warp_affine(image, m, 112, 112))
+    feats = {k: feats[k] for k in scene.identity.content_layers}
+  else:
+    emb, feats = jnp.zeros((1,), jnp.float32), {}
+  return Target(image=image, landmarks=landmarks, landmark_weight=w, embedding=emb, features=feats,
+                align_matrix=m)
 
 
-def make_objective(model, texture_model, identity_net, canvas_size: int = 224) -> Objective:
-  keys = CONTENT_KEYS_SFACE if identity_net.name == "sface" else ("layer1", "layer2", "layer3")
+def prepare_targets(scene: Scene, images, landmarks, landmark_weight=None) -> Target:
+  """:func:`prepare_target` for B photos: images (B, S, S, 3), landmarks (B, 68, 2), weights (B, 68).
 
-  def decode(tex_params, latent):
-    return texture_model._decode(tex_params, latent[None])[0]
+  Compiled once per scene structure and batch shape (:func:`ganfit_jax.compiled.call`)."""
+  images, landmarks = jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32)
+  if landmark_weight is None:
+    landmark_weight = jnp.ones(landmarks.shape[:2], jnp.float32)
+  return compiled.call(jax.vmap(prepare_target, in_axes=(None, 0, 0, 0)), scene, images, landmarks,
+                       jnp.asarray(landmark_weight, jnp.float32), name="prepare_targets")
 
-  return Objective(expression_kind=model.expression_kind, decode_texture=decode,
-                   identity_module=identity_net.module, canvas_size=canvas_size, content_keys=keys)
+
+def sample_conditions(key, scene: Scene):
+  """Random expression, camera and light of the id-hat render (see the module docstring)."""
+  model = scene.model
+  ke, ky, kp, kl = jax.random.split(key, 4)
+  z = jax.random.normal(ke, (model.num_expression,)) * 0.5
+  expr = jnp.clip(z, 0.0, 1.0) if model.expression_kind == EXPRESSION_BLENDSHAPE else z
+  yaw = jnp.deg2rad(20.0) * jax.random.normal(ky)
+  pitch = jnp.deg2rad(10.0) * jax.random.normal(kp)
+  cam = camera_lib.orbit_camera(yaw, pitch)
+  light = lighting.default_light() + jnp.array([300.0] * 3 + [0.1] * 6) * jax.random.normal(kl, (9,))
+  return expr, cam, light
 
 
-__all__ = ["FitParams", "LossWeights", "Target", "Objective", "make_objective", "frozen_arrays",
-           "camera_of", "light_of", "expression_values", "CAMERA_SCALE", "LIGHT_SCALE"]
+def render_mesh(scene: Scene, verts, texture, camera, light, background, size: Optional[int] = None):
+  """Renders the model's mesh; only the textured UV tile is composited (ICT's untextured scalp/neck
+  would otherwise show the texture's border colour). Returns (RenderOutput, face mask (H, W))."""
+  s = size or scene.canvas_size
+  m = scene.model
+  out = pipeline.render(verts, m.triangles, m.uv, m.uv_triangles, texture, camera, light, background,
+                        height=s, width=s)
+  face = out.mask & (out.uv[..., 0] <= 1.0)
+  return out._replace(image=jnp.where(face[..., None], out.shaded, background)), face
+
+
+def render_face(scene: Scene, face: FaceParams, background, *, size: Optional[int] = None, texture=None):
+  """(RenderOutput, face mask, composed texture) of physical parameters (one example)."""
+  verts = morphable.vertices(scene.model, face.shape, face.expression)
+  texture = scene.texture_image(face.texture) if texture is None else texture
+  out, mask = render_mesh(scene, verts, texture, face.camera, face.light, background, size)
+  return out, mask, texture
+
+
+def project_landmarks(scene: Scene, face: FaceParams):
+  """(68, 2) canvas pixels of the model's landmarks."""
+  lm3d = morphable.landmark_points(scene.model, face.shape, face.expression)
+  return camera_lib.project(face.camera, lm3d, scene.canvas_size, scene.canvas_size)[0]
+
+
+def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weights: LossWeights, key, *,
+            images: bool = True):
+  """(loss, aux) of one photo; aux holds every term and ``landmark_rmse_px`` (see the module docstring)."""
+  face = params_lib.to_face(variables, scene.model.expression_kind)
+  s = scene.canvas_size
+  lm2d = project_landmarks(scene, face)
+  d2 = jnp.sum(jnp.square(lm2d - target.landmarks), -1)  # (68,) squared pixel distances
+  w = target.landmark_weight
+  unit = s / 100.0
+  terms = dict(
+      align=jnp.sum(w * d2) / jnp.maximum(jnp.sum(w), 1e-6) / (unit * unit),
+      landmark=losses.landmark_loss(jnp.sqrt(w)[:, None] * lm2d, jnp.sqrt(w)[:, None] * target.landmarks),
+      reg_shape=losses.l2_reg(face.shape),
+      reg_expression=losses.l2_reg(face.expression),
+      reg_light=losses.l2_reg(variables.light),
+      reg_texture=losses.l2_reg(variables.texture))
+  if images:
+    if not scene.has_images:
+      raise ValueError("image terms need a scene with a texture model and an identity network")
+    texture = scene.texture_image(face.texture)
+    # the fit's render and id-hat's (same shape and texture; random expression, pose and light) in one
+    # batch of two: one render and one identity-network pass to compile and run
+    e_hat, c_hat, l_hat = sample_conditions(key, scene)
+    hat = face.replace(expression=e_hat, camera=c_hat, light=l_hat)
+    pair = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), face, hat)
+    grey = jnp.full((s, s, 3), 0.5, jnp.float32)
+    outs, masks, _ = jax.vmap(lambda f, bg: render_face(scene, f, bg, texture=texture))(
+        pair, jnp.stack([target.image, grey]))
+    m_hat = align.arcface_transform_jax(jax.lax.stop_gradient(project_landmarks(scene, hat)))
+    crops = jax.vmap(lambda im, m: align.warp_affine(im, m, 112, 112))(outs.image,
+                                                                        jnp.stack([target.align_matrix, m_hat]))
+    embs, feats = scene.identity(crops)
+    layers = scene.identity.content_layers
+    terms["identity"] = losses.identity_loss(embs[0], target.embedding)
+    terms["identity_hat"] = losses.identity_loss(embs[1], target.embedding)
+    terms["content"] = losses.content_loss({k: feats[k][0] for k in layers}, target.features, layers)
+    terms["pixel"] = losses.pixel_loss(outs.image[0], target.image, masks[0])
+  else:
+    terms.update({k: jnp.zeros((), jnp.float32) for k in IMAGE_TERMS})
+  loss = sum(getattr(weights, k) * terms[k] for k in TERMS)
+  aux = dict(terms, loss=loss, landmark_rmse_px=jnp.sqrt(jnp.mean(d2)))
+  return loss, aux
+
+
+__all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "prepare_target", "prepare_targets", "loss_fn",
+           "render_face", "render_mesh", "project_landmarks", "sample_conditions"]

@@ -1,20 +1,24 @@
 """The main job as a library: photos in, fitted textured faces and their files out.
 
-  rec = Reconstructor(config)                   # loads assets, compiles once
-  faces = [rec.prepare(p) for p in paths]       # detection, landmarks, canvas
-  results = rec.fit(faces)                      # independent photos (batched)
-  results = rec.fit(faces, shared_identity=True)  # several photos of one person
-  rec.write(results[0], "out/dir")              # every output file, atomically
+  rec = Reconstructor(config)                     # loads the scene (model, texture model, identity net)
+  faces = [rec.prepare(p) for p in paths]         # load, detect, 68 landmarks, canvas
+  results = rec.fit(faces, paths)                 # independent photos (batched)
+  results = rec.fit(faces, paths, shared_identity=True)  # several photos of one person
+  rec.write(results[0], "out/dir")                # every output file, atomically
+
+Data flow of one fit: ``face.prepare`` -> ``objective.prepare_targets`` (identity
+embedding and content features of the photo's 112 crop) -> ``fitting.fit``
+(compiled chunks over the config's stages) -> ``FaceParams`` -> :func:`render_outputs`
+(one compiled function: overlay, render alone, shape, texture, meshes) -> files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Dict, List, Sequence
 
@@ -22,23 +26,62 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganfit_jax import assets, face, fitting, morphable
-from ganfit_jax import objective as obj
-from ganfit_jax.export import write_glb, write_mtl, write_obj, write_png
+from ganfit_jax import assets, compiled, face, fitting, lighting, morphable, numerics, objective, runtime
+from ganfit_jax import scene as scene_lib
+from ganfit_jax.face import align
 from ganfit_jax.nets import identity as identity_lib
+from ganfit_jax.outputs import images, meshes
+from ganfit_jax.outputs.files import atomic_dir
 from ganfit_jax.texture import models as texture_models
+from ganfit_jax.types import FaceParams
+
+GREY = 0.5  # background of renders shown alone
 
 
 @dataclasses.dataclass
 class Result:
-  """One fitted photo."""
+  """One fitted photo: its physical parameters, loss terms and the photo side it was fitted to."""
   source: str
   prepared: face.PreparedFace
-  params: obj.FitParams            # single example
+  face: FaceParams                 # single example
   final: Dict[str, float]
   history: Dict[str, np.ndarray]   # term -> (steps,)
   seconds: float
+  embedding: np.ndarray            # identity embedding of the photo (the fitting network)
+  align_matrix: np.ndarray         # (2, 3) canvas -> 112 crop of the photo
+  stages: Sequence = ()
   shared_with: Sequence[str] = ()
+
+
+def render_outputs(scene: scene_lib.Scene, f: FaceParams, canvas, embedding, align_matrix, *, render_size: int):
+  """Everything the output files show, in one compiled call (one example)."""
+  return compiled.call(functools.partial(_render_outputs, render_size=render_size), scene, f,
+                       jnp.asarray(canvas, jnp.float32), jnp.asarray(embedding, jnp.float32),
+                       jnp.asarray(align_matrix, jnp.float32), name="render_outputs", static=render_size)
+
+
+def _render_outputs(scene, f, canvas, embedding, align_matrix, *, render_size: int):
+  s = scene.canvas_size
+  r = render_size
+  texture = scene.texture_image(f.texture)
+  verts = morphable.vertices(scene.model, f.shape, f.expression)
+  # one batch of two renders at render_size: the fitted face, and its shape alone (flat grey albedo,
+  # default light); the canvas-sized pictures are downsampled from them (anti-aliased edges)
+  grey_texture = jnp.full_like(texture, 0.75)
+  lights = jnp.stack([f.light, lighting.default_light()])
+
+  def one(tex, light):
+    out, mask = objective.render_mesh(scene, verts, tex, f.camera, light, jnp.full((r, r, 3), GREY), size=r)
+    return out.image, mask
+
+  views, masks = jax.vmap(one)(jnp.stack([texture, grey_texture]), lights)
+  small = lambda x: jax.image.resize(x, (s, s) + x.shape[2:], "linear", antialias=True)  # noqa: E731
+  alpha = small(masks[0].astype(jnp.float32))[..., None]
+  overlay = canvas * (1.0 - alpha) + small(views[0]) * alpha
+  emb, _ = scene.identity(align.warp_affine(overlay, align_matrix, 112, 112))
+  return dict(overlay=overlay, alone=views[0], alone_small=small(views[0]), shape=small(views[1]), texture=texture,
+              vertices=verts, neutral=morphable.vertices(scene.model, f.shape),
+              landmarks=objective.project_landmarks(scene, f), identity_cosine=numerics.cosine(emb, embedding))
 
 
 def _asset_version(name: str) -> str:
@@ -48,180 +91,137 @@ def _asset_version(name: str) -> str:
     return "missing"
   side = p + ".sha256"
   if os.path.exists(side):
-    return open(side).read().split()[0][:16]
+    with open(side) as f:
+      return f.read().split()[0][:16]
   h = hashlib.sha256()
   with open(p, "rb") as f:
     h.update(f.read(1 << 20))
   return h.hexdigest()[:16]
 
 
+def _used(name_or_path: str, asset_names: Dict[str, str]) -> dict:
+  """{name: version} of an asset name, or {path: sha-prefix} of a file given by path."""
+  name = asset_names.get(name_or_path, name_or_path)
+  if name in assets.ASSETS:
+    return {name: _asset_version(name)}
+  return {os.path.abspath(name_or_path): assets.sha256_file(name_or_path)[:16]}
+
+
 class Reconstructor:
-  def __init__(self, cfg, log=print):
+  """Loads the scene of a ``configs/fit.py`` config once; fits and writes photos."""
+
+  def __init__(self, cfg):
     self.cfg = cfg
-    self.log = log
-    self.model = assets.load_model(cfg.model)
-    self.texture = texture_models.load(cfg.texture_model)
-    self.net = identity_lib.load(cfg.identity_net)
-    self.objective = obj.make_objective(self.model, self.texture, self.net, cfg.canvas_size)
-    self.frozen = obj.frozen_arrays(self.model, self.texture, self.net)
-    w = dict(cfg.weights)
-    self.fit_cfg = fitting.FitConfig(
-        stage1_steps=cfg.stage1_steps, stage2_steps=cfg.stage2_steps, num_inits=cfg.num_inits,
-        init_latent_std=cfg.init_latent_std, lr_shape=cfg.lr_shape, lr_expression=cfg.lr_expression,
-        lr_texture=cfg.lr_texture, lr_camera=cfg.lr_camera, lr_light=cfg.lr_light,
-        stage1_lr_scale=cfg.stage1_lr_scale, weights=tuple(sorted(w.items())),
-        zero_first_init=self.texture.kind == "pca")
-    self.step, _ = fitting.make_fit_step(self.objective, self.fit_cfg)
-    self._render = jax.jit(self.objective.render_params)
+    model = morphable.load(cfg.model)
+    texture = texture_models.load(cfg.texture_model)
+    net = identity_lib.load(cfg.identity_net)
+    self.scene = scene_lib.make(model, texture, net, canvas_size=cfg.canvas_size, texture_size=cfg.texture_size)
+    self.schedule = fitting.schedule_from_config(cfg, zero_first_init=texture.kind == "pca")
+    self.render_size = int(cfg.get("render_size", 512))
+
+  @property
+  def model(self):
+    return self.scene.model
 
   def prepare(self, path: str, select="largest") -> face.PreparedFace:
     return face.prepare(path, self.cfg.canvas_size, select=select)
 
   def fit(self, prepared: List[face.PreparedFace], sources: Sequence[str], shared_identity: bool = False,
           progress=None) -> List[Result]:
-    images = np.stack([p.canvas for p in prepared]).astype(np.float32)
+    images_ = np.stack([p.canvas for p in prepared]).astype(np.float32)
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
-    if not np.all(np.isfinite(images)) or not np.all(np.isfinite(lms)):
+    if not np.all(np.isfinite(images_)) or not np.all(np.isfinite(lms)):
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
-    key = jax.random.PRNGKey(self.cfg.seed)
-    targets = fitting.prepare_targets(self.objective, self.frozen, images, lms, key)
-    res = fitting.fit(self.objective, self.frozen, targets, self.fit_cfg, jax.random.fold_in(key, 1),
-                      self.texture.latent_dim, shared_identity=shared_identity, callback=progress,
-                      step_fn=self.step)
+    targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms))
+    res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
+                      shared_identity=shared_identity, progress=progress)
     out = []
     for i, (p, src) in enumerate(zip(prepared, sources)):
-      out.append(Result(source=src, prepared=p, params=jax.tree_util.tree_map(lambda x: x[i], res.params),
+      out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], res.faces),
                         final={k: float(v[i]) for k, v in res.final.items()},
                         history={k: v[:, i] for k, v in res.history.items()}, seconds=res.seconds,
-                        shared_with=list(sources) if shared_identity else ()))
+                        embedding=np.asarray(targets.embedding[i]), align_matrix=np.asarray(targets.align_matrix[i]),
+                        stages=res.stages, shared_with=list(sources) if shared_identity else ()))
     return out
 
   # ------------------------------------------------------------------ outputs
-  def named_params(self, p: obj.FitParams) -> dict:
-    expr = np.asarray(obj.expression_values(self.model.expression_kind, p.expression))
-    cam = np.asarray(obj.camera_of(p))
-    light = np.asarray(obj.light_of(p))
+  def named_params(self, f: FaceParams) -> dict:
+    expr = np.asarray(f.expression)
+    cam, light = np.asarray(f.camera), np.asarray(f.light)
     names = self.model.expression_names or tuple(f"expression_{i:03d}" for i in range(len(expr)))
     return dict(
-        shape=np.asarray(p.shape).round(6).tolist(),
+        shape=np.asarray(f.shape).round(6).tolist(),
         expression={n: round(float(v), 6) for n, v in zip(names, expr)},
-        texture_latent=np.asarray(p.texture).round(6).tolist(),
+        texture_latent=np.asarray(f.texture).round(6).tolist(),
         camera=dict(position=cam[0:3].tolist(), look_at=cam[3:6].tolist(), up=cam[6:9].tolist(),
                     focal=float(cam[9])),
         light=dict(position=light[0:3].tolist(), colour=light[3:6].tolist(), ambient=light[6:9].tolist()),
-        model=self.model.name, texture_model=self.texture.kind, units="mm, model frame; focal in image heights")
+        model=self.model.name, texture_model=self.scene.texture.kind,
+        units="mm, model frame; focal in image heights")
+
+  def assets_used(self, detected: bool = True) -> dict:
+    used = {}
+    used.update(_used(self.cfg.model, {}))
+    used.update(_used(self.cfg.texture_model, {"gan": "texture_gan", "pca": "texture_pca"}))
+    used.update(_used(self.cfg.identity_net, {}))
+    if detected:
+      used.update(_used("dlib_landmarks68", {}))
+    return used
 
   def write(self, r: Result, out_dir: str, overwrite: bool = True) -> str:
     """Writes every output of one result into ``out_dir`` (atomically: a temp dir renamed at the end)."""
     t0 = time.perf_counter()
-    p = r.params
-    s = self.cfg.canvas_size
+    f, s = r.face, self.cfg.canvas_size
     canvas = r.prepared.canvas.astype(np.float32)
-    out, texture = self._render(self.frozen, p, jnp.asarray(canvas))
-    expr = obj.expression_values(self.model.expression_kind, p.expression)
-    verts = np.asarray(morphable.vertices(self.model, p.shape, expr))
-    neutral = np.asarray(morphable.vertices(self.model, p.shape))
-    texture = np.asarray(texture)
-    grey = np.asarray(self._grey_render(p))
-    render_img = np.asarray(out.image)
-    overlay = render_img  # the textured face composited over the canvas photo
-    cam = obj.camera_of(p)
-    lm_canvas = np.asarray(jax.jit(lambda q: fitting.camera_lib.project(
-        obj.camera_of(q), morphable.landmark_points(self.model, q.shape,
-                                                    obj.expression_values(self.model.expression_kind,
-                                                                          q.expression)), s, s)[0])(p))
-    lm_photo = face.apply_affine(face.invert_affine(r.prepared.to_canvas), lm_canvas)
-    id_cos = 1.0 - r.final["identity"]
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".fit-", dir=parent)
-    try:
-      write_obj(os.path.join(tmp, "mesh.obj"), verts, self.model, material="mesh.mtl")
-      write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
-      write_png(os.path.join(tmp, "texture.png"), texture)
-      write_obj(os.path.join(tmp, "mesh_neutral.obj"), neutral, self.model, material="mesh.mtl")
-      write_glb(os.path.join(tmp, "mesh.glb"), verts, self.model, texture)
-      named = self.named_params(p)
-      with open(os.path.join(tmp, "params.json"), "w") as f:
-        json.dump(named, f, indent=1)
-      np.savez(os.path.join(tmp, "params.npz"), shape=np.asarray(p.shape), expression=np.asarray(expr),
-               expression_names=np.array(self.model.expression_names), texture_latent=np.asarray(p.texture),
-               camera=np.asarray(cam), light=np.asarray(obj.light_of(p)))
-      write_png(os.path.join(tmp, "overlay.png"), overlay)
-      import cv2
-      tex_big = cv2.resize(texture, (s, s), interpolation=cv2.INTER_LINEAR)
-      write_png(os.path.join(tmp, "comparison.png"),
-                np.concatenate([canvas, overlay, tex_big, grey], 1))
-      write_png(os.path.join(tmp, "convergence.png"), convergence_plot(r.history, self.fit_cfg.stage1_steps))
+    o = jax.device_get(render_outputs(self.scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
+                                      jnp.asarray(r.align_matrix), render_size=self.render_size))
+    lm_photo = face.apply_affine(face.invert_affine(r.prepared.to_canvas), o["landmarks"])
+    # render.png: the face alone on grey, at its place in the photo, the photo's size
+    photo_to_render = np.asarray(r.prepared.to_canvas, np.float64) * (self.render_size / s)
+    alone_photo = images.to_photo_frame(o["alone"], photo_to_render, r.prepared.photo_shape, GREY)
+    import cv2
+    tex_small = cv2.resize(o["texture"], (s, s), interpolation=cv2.INTER_AREA)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+      meshes.write_obj(os.path.join(tmp, "mesh.obj"), o["vertices"], self.model, material="mesh.mtl")
+      meshes.write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
+      images.write_png(os.path.join(tmp, "texture.png"), o["texture"])
+      meshes.write_obj(os.path.join(tmp, "mesh_neutral.obj"), o["neutral"], self.model, material="mesh.mtl")
+      meshes.write_glb(os.path.join(tmp, "mesh.glb"), o["vertices"], self.model, o["texture"])
+      with open(os.path.join(tmp, "params.json"), "w") as fh:
+        json.dump(self.named_params(f), fh, indent=1)
+      np.savez(os.path.join(tmp, "params.npz"), shape=np.asarray(f.shape), expression=np.asarray(f.expression),
+               expression_names=np.array(self.model.expression_names), texture_latent=np.asarray(f.texture),
+               camera=np.asarray(f.camera), light=np.asarray(f.light))
+      images.write_png(os.path.join(tmp, "overlay.png"), o["overlay"])
+      images.write_png(os.path.join(tmp, "render.png"), alone_photo)
+      images.write_png(os.path.join(tmp, "comparison.png"),
+                       np.concatenate([canvas, o["overlay"], o["alone_small"], tex_small, o["shape"]], 1))
+      starts = np.cumsum([n for _, n in r.stages])[:-1].tolist()
+      images.write_png(os.path.join(tmp, "convergence.png"), images.convergence_plot(r.history, starts))
       report = dict(
           source=os.path.abspath(r.source), preset=self.cfg.preset, shared_identity_with=list(r.shared_with),
           final_loss_terms={k: round(v, 6) for k, v in r.final.items()},
-          identity_cosine_photo_vs_render=round(id_cos, 4), identity_net=self.net.name,
+          identity_cosine_photo_vs_render=round(float(o["identity_cosine"]), 4),
+          identity_cosine_note="fitting network on the final render composited over the photo, 112 crop",
+          identity_net=self.scene.identity.name, texture_model=self.scene.texture.kind, model=self.model.name,
           landmarks_photo_px=np.asarray(lm_photo).round(2).tolist(),
-          landmarks_3d_mm=np.asarray(morphable.landmarks(self.model, jnp.asarray(verts))).round(3).tolist(),
+          landmarks_3d_mm=np.asarray(o["vertices"][np.asarray(self.model.landmarks)]).round(3).tolist(),
           faces_detected=r.prepared.num_faces, photo_size=list(r.prepared.photo_shape),
-          timings_s=dict(fit=round(r.seconds, 3), write=round(time.perf_counter() - t0, 3)),
-          steps=dict(stage1=self.fit_cfg.stage1_steps, stage2=self.fit_cfg.stage2_steps,
-                     inits=self.fit_cfg.num_inits),
-          assets={n: _asset_version(n) for n in (self.cfg.model, "sface", "texture_gan", "dlib_landmarks68")
-                  if n in assets.ASSETS},
-          versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
-      with open(os.path.join(tmp, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
-      if os.path.exists(out_dir):
-        if not overwrite:
-          raise FileExistsError(out_dir)
-        shutil.rmtree(out_dir)
-      os.replace(tmp, out_dir)
-    except BaseException:
-      shutil.rmtree(tmp, ignore_errors=True)
-      raise
+          timings_s=dict(fit=round(r.seconds, 3), write=round(time.perf_counter() - t0, 3),
+                         **{f"{k}_so_far": v for k, v in runtime.compile_seconds().items()}),
+          steps={name: n for name, n in r.stages}, inits=self.schedule.num_inits,
+          assets=self.assets_used(), versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
+      with open(os.path.join(tmp, "report.json"), "w") as fh:
+        json.dump(report, fh, indent=1)
     return out_dir
-
-  def _grey_render(self, p: obj.FitParams):
-    from ganfit_jax.render import default_light, render_model
-    s = self.cfg.canvas_size
-    expr = obj.expression_values(self.model.expression_kind, p.expression)
-    return render_model(self.model, p.shape, expr, jnp.full((4, 4, 3), 0.75), obj.camera_of(p), default_light(),
-                        height=s, width=s).image
 
 
 def _package_version() -> str:
   try:
     from importlib.metadata import version
     return version("ganfit_jax")
-  except Exception:  # noqa: BLE001
+  except Exception:  # noqa: BLE001  (not installed: running from a checkout)
     return "dev"
 
 
-def convergence_plot(history: Dict[str, np.ndarray], stage1_steps: int, width: int = 900) -> np.ndarray:
-  """One small log-scale panel per loss term over the iterations (stage boundary dashed); [0, 1] RGB."""
-  import cv2
-  terms = [k for k in ("loss", "identity", "identity_hat", "content", "pixel", "landmark", "align",
-                       "reg_shape", "reg_expression", "reg_light", "landmark_rmse_px") if k in history]
-  cols, ph = 3, 150
-  pw = width // cols
-  rows = -(-len(terms) // cols)
-  img = np.full((rows * ph, cols * pw, 3), 255, np.uint8)
-  for n, k in enumerate(terms):
-    y = np.asarray(history[k], np.float64)
-    r, c = divmod(n, cols)
-    x0, y0 = c * pw + 40, r * ph + 20
-    w, h = pw - 55, ph - 45
-    cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (200, 200, 200), 1)
-    pos = y[np.isfinite(y) & (y > 0)]
-    label = k
-    if len(pos):
-      ly = np.log10(np.clip(y, pos.min(), None))
-      lo, hi = ly.min(), max(ly.max(), ly.min() + 1e-6)
-      pts = np.stack([x0 + np.arange(len(y)) * w / max(len(y) - 1, 1), y0 + h - (ly - lo) / (hi - lo) * h], 1)
-      cv2.polylines(img, [pts.astype(np.int32)], False, (30, 90, 200), 1, cv2.LINE_AA)
-      label = f"{k}: {y[-1]:.4g}"
-      cv2.putText(img, f"{10 ** hi:.2g}", (c * pw + 2, y0 + 8), cv2.FONT_HERSHEY_PLAIN, 0.7, (0, 0, 0))
-      cv2.putText(img, f"{10 ** lo:.2g}", (c * pw + 2, y0 + h), cv2.FONT_HERSHEY_PLAIN, 0.7, (0, 0, 0))
-    if 0 < stage1_steps < len(y):
-      xs = int(x0 + stage1_steps * w / max(len(y) - 1, 1))
-      for yy in range(y0, y0 + h, 6):
-        cv2.line(img, (xs, yy), (xs, yy + 3), (150, 150, 150), 1)
-    cv2.putText(img, label, (x0, r * ph + 14), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 0, 0))
-  return img.astype(np.float32) / 255.0
+__all__ = ["Reconstructor", "Result", "render_outputs", "GREY"]

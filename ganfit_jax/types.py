@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Tuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import struct
 from jaxtyping import Array, Float, Int, Bool
@@ -22,6 +20,10 @@ Image = Float[Array, "H W C"]
 
 CAMERA_SIZE = 10  # position (3), look-at (3), up (3), focal length (1)
 LIGHT_SIZE = 9  # point-light position (3), point-light colour (3), ambient colour (3)
+
+# Per-vertex materials (MorphableModel.material): skin takes the texture model's colours; eye texels
+# have fixed sclera / iris / pupil colours where no photo texel is known (ganfit_jax.texture.layout.eye_fill).
+MATERIAL_SKIN, MATERIAL_EYE = 0, 1
 
 # How expression coefficients are meant to be read.
 EXPRESSION_GAUSSIAN = "gaussian"  # ~N(0, 1) PCA coefficients (BFM, FLAME, LSFM)
@@ -45,6 +47,8 @@ class MorphableModel:
     landmarks: (68,) int32 vertex indices of the iBUG / Multi-PIE 68 points.
     face_mask: (V,) bool, vertices of the face region (used for pixel losses and
       texture statistics).
+    material: (V,) int32 material code per vertex (``MATERIAL_*``): skin, or
+      eye for eyeball vertices.
     expression_names: names of the K_exp expression components (static).
     expression_kind: 'gaussian' or 'blendshape' (static).
     name: a short model name such as 'ict-facekit' (static).
@@ -58,6 +62,7 @@ class MorphableModel:
   uv_triangles: Int[Array, "F 3"]
   landmarks: Int[Array, "68"]
   face_mask: Bool[Array, "V"]
+  material: Int[Array, "V"]
   expression_names: Tuple[str, ...] = struct.field(pytree_node=False, default=())
   expression_kind: str = struct.field(pytree_node=False, default=EXPRESSION_GAUSSIAN)
   name: str = struct.field(pytree_node=False, default="model")
@@ -94,6 +99,8 @@ class MorphableModel:
       problems.append(f"landmarks must be (68,), got {self.landmarks.shape}")
     if self.face_mask.shape != (v,):
       problems.append(f"face_mask must be ({v},), got {self.face_mask.shape}")
+    if self.material.shape != (v,):
+      problems.append(f"material must be ({v},), got {self.material.shape}")
     if len(self.expression_names) not in (0, self.exp_basis.shape[0]):
       problems.append(f"{len(self.expression_names)} expression names for {self.exp_basis.shape[0]} components")
     if self.expression_kind not in (EXPRESSION_GAUSSIAN, EXPRESSION_BLENDSHAPE):
@@ -115,17 +122,20 @@ class MorphableModel:
 
 @struct.dataclass
 class FaceParams:
-  """Everything fitted for one image.
+  """The physical parameters of one fitted face: what every consumer of a fit reads.
 
   Attributes:
     shape: (K_id,) identity coefficients, ~N(0, 1).
-    expression: (K_exp,) expression coefficients (see
-      ``MorphableModel.expression_kind``).
-    texture: (L,) texture latent (512 for the GAN, the PCA size for the baseline).
+    expression: (K_exp,) expression values as the model reads them
+      (``MorphableModel.expression_kind``): activations in [0, 1] for
+      blendshape models (ICT-FaceKit), ~N(0, 1) coefficients otherwise.
+    texture: (L,) texture latent (512 for the GAN, the PCA size for the baseline), ~N(0, 1).
     camera: (10,) camera position (3, mm), look-at point (3, mm), up vector (3),
       focal length (1, in units of the image height: f_pixels = f * H).
     light: (9,) point-light position (3, mm), point-light RGB colour (3),
       ambient RGB colour (3).
+
+  :mod:`ganfit_jax.params` maps the optimiser's variables to these and back.
   """
 
   shape: Float[Array, "Kid"]
@@ -133,22 +143,3 @@ class FaceParams:
   texture: Float[Array, "L"]
   camera: Float[Array, "10"]
   light: Float[Array, "9"]
-
-  @classmethod
-  def zeros(cls, model: MorphableModel, texture_dim: int = 512) -> "FaceParams":
-    """Mean face, neutral expression, zero latent, default front camera and light."""
-    from ganfit_jax import camera as camera_lib  # local import: camera depends on types
-    from ganfit_jax.render import shading
-
-    return cls(
-        shape=jnp.zeros((model.num_identity,), jnp.float32),
-        expression=jnp.zeros((model.num_expression,), jnp.float32),
-        texture=jnp.zeros((texture_dim,), jnp.float32),
-        camera=camera_lib.default_camera(),
-        light=shading.default_light(),
-    )
-
-
-def tree_shapes(tree) -> dict:
-  """Small helper for error messages and logs: the shapes of a pytree's leaves."""
-  return jax.tree_util.tree_map(lambda x: tuple(np.shape(x)), tree)

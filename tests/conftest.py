@@ -6,6 +6,9 @@ import jax
 import numpy as np
 import pytest
 
+from ganfit_jax import runtime
+
+runtime.configure()  # the project's XLA CPU flag and compilation cache, as the tools use them
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
@@ -16,8 +19,8 @@ LFW_DIR = os.path.join(SHARED, "assets", "lfw")
 @pytest.fixture(scope="session")
 def ict_model():
   """The default model from the asset cache (the README's setup command makes it)."""
-  from ganfit_jax import assets
-  return assets.load_model("ict")
+  from ganfit_jax import morphable
+  return morphable.load("ict")
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,22 @@ def make_tiny_model(num_id=2, num_exp=2):
   return morphable.from_arrays(
       mean=v, id_basis=rng.normal(size=(num_id, 8, 3)), exp_basis=rng.normal(size=(num_exp, 8, 3)),
       triangles=faces, landmarks=np.arange(68) % 8, name="cube")
+
+
+def make_tiny_scene(canvas_size=64, seed=0):
+  """A cheap full scene: the cube model, a 4-d PCA texture at 16 px, a random 1-1-1-1 IResNet."""
+  import jax
+  import jax.numpy as jnp
+  from ganfit_jax import scene
+  from ganfit_jax.nets import identity
+  from ganfit_jax.texture.models import TextureModel
+  rng = np.random.default_rng(seed)
+  t, k = 16, 4
+  basis = np.linalg.qr(rng.normal(size=(t * t * 3, k)))[0].T.astype(np.float32)
+  tex = TextureModel(params=dict(mean=jnp.full((t * t * 3,), 0.5), basis=jnp.asarray(basis),
+                                 std=jnp.full((k,), 2.0)), chart=jnp.ones((t, t), bool), kind="pca", latent_dim=k,
+                     resolution=t)
+  module = identity.make_module("arcface", "1-1-1-1")
+  variables = module.init(jax.random.PRNGKey(seed), jnp.zeros((1, 112, 112, 3)))
+  net = identity.IdentityNet(variables=variables, net="arcface", arch="1-1-1-1")
+  return scene.make(make_tiny_model(), tex, net, canvas_size=canvas_size, texture_size=t)

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from ganfit_jax import assets
+from ganfit_jax.convert import build
 
 
 def test_default_model_present_and_verified():
@@ -27,16 +28,16 @@ def test_corrupt_asset_detected(tmp_path, monkeypatch):
 
 def test_failed_build_leaves_nothing(tmp_path, monkeypatch):
   monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path))
-  monkeypatch.delenv(assets.ENV_ICT_DIR, raising=False)
+  monkeypatch.delenv(build.ENV_ICT_DIR, raising=False)
   with pytest.raises(assets.AssetError, match="ICT-FaceKit"):
-    assets.fetch(["ict"], log=lambda s: None)
+    build.fetch(["ict"], log=lambda s: None)
   assert os.listdir(tmp_path) == []
 
 
 def test_wrong_ict_dir(tmp_path, monkeypatch):
   monkeypatch.setenv(assets.ENV_CACHE, str(tmp_path / "cache"))
   with pytest.raises(assets.AssetError, match="not an ICT-FaceKit checkout"):
-    assets.fetch(["ict"], ict_dir=str(tmp_path), log=lambda s: None)
+    build.fetch(["ict"], ict_dir=str(tmp_path), log=lambda s: None)
 
 
 def test_package_assets_verified():
@@ -47,3 +48,23 @@ def test_package_assets_verified():
 def test_unknown_asset():
   with pytest.raises(assets.AssetError, match="unknown asset"):
     assets.path("inception")
+
+
+def test_registry_imports_no_network_or_builder_code():
+  """The asset registry sits at the bottom of the import graph: importing it loads nothing else of
+  the project and no network or model code."""
+  import subprocess
+  import sys
+  code = ("import sys, ganfit_jax.assets; "
+          "print(sorted(m for m in sys.modules if m.startswith(('ganfit_jax', 'flax', 'jax', 'onnx', 'torch'))))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+  assert out.strip() == "['ganfit_jax', 'ganfit_jax.assets']", out
+
+
+def test_importing_the_package_changes_no_process_state():
+  import subprocess
+  import sys
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  code = "import os, ganfit_jax, ganfit_jax.fitting, ganfit_jax.reconstruct; print(os.environ.get('XLA_FLAGS'))"
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+  assert out.strip() == "None"

@@ -9,11 +9,11 @@ import pytest
 import scipy.io
 
 from ganfit_jax.formats import bfm, ict
-from ganfit_jax.types import EXPRESSION_BLENDSHAPE
+from ganfit_jax.types import EXPRESSION_BLENDSHAPE, MATERIAL_EYE, MATERIAL_SKIN
 
 
 def test_ict_convert_regions_and_units(ict_dir):
-  model, meta = ict.convert(ict_dir, num_identity=2)
+  model, meta = ict.convert(ict_dir, regions=("face", "head_neck"), num_identity=2)
   assert model.num_vertices == 11248 and model.num_identity == 2 and model.num_expression == 53
   assert model.expression_kind == EXPRESSION_BLENDSHAPE and model.expression_names[26] == "jawOpen"
   assert meta["units"] == "mm"
@@ -21,6 +21,7 @@ def test_ict_convert_regions_and_units(ict_dir):
   tri = np.asarray(model.triangles)
   assert tri.max() < 11248 and tri.shape[0] > 20000
   assert np.asarray(model.face_mask).sum() == 9409
+  assert (np.asarray(model.material) == MATERIAL_SKIN).all()
   # centimetres -> millimetres: the raw neutral mesh's nose tip is 10x smaller
   raw = ict.read_vertices(os.path.join(ict_dir, "FaceXModel", "generic_neutral_mesh.obj"))
   np.testing.assert_allclose(np.asarray(model.mean)[4000], raw[4000] * 10, rtol=1e-5)
@@ -31,6 +32,32 @@ def test_ict_convert_regions_and_units(ict_dir):
                              np.asarray(model.mean)[np.asarray(model.landmarks)])
   with pytest.raises(ValueError, match="unknown ICT region"):
     ict.convert(ict_dir, regions=("face", "hair"))
+  with pytest.raises(ValueError, match="not both"):
+    ict.convert(ict_dir, regions=("face", "eyes", "eye_caps"))
+
+
+def test_ict_eye_caps_fill_the_eyes_inside_the_face_tile(ict_dir):
+  """The default regions keep the visible front of each eyeball, textured in a free disc of the face tile."""
+  from ganfit_jax.texture import layout
+  model, _ = ict.convert(ict_dir, num_identity=1)
+  mat = np.asarray(model.material)
+  eye = mat == MATERIAL_EYE
+  assert 11248 < model.num_vertices < 11248 + 3140 and eye.sum() == model.num_vertices - 11248
+  # the cap sits in front of the eye socket: between the outer eye corners, in front of the eyeball centre
+  v, lm = np.asarray(model.mean), np.asarray(model.landmarks)
+  for side, (a, b) in ((-1, (36, 39)), (1, (42, 45))):
+    cap = v[eye & (np.sign(v[:, 0]) == side)]
+    assert cap[:, 2].max() > v[lm[a], 2] - 6.0
+    lo, hi = sorted((v[lm[a], 0], v[lm[b], 0]))
+    assert lo - 6 < np.median(cap[:, 0]) < hi + 6
+  # eye texels are a disc on each side of the tile, and no skin texel was given to the eyes
+  tm = layout.texel_map(model, 128)
+  eye_tex = tm.mask & (tm.material == MATERIAL_EYE)
+  assert eye_tex[:, :64].sum() > 20 and abs(eye_tex[:, :64].sum() - eye_tex[:, 64:].sum()) <= 4
+  plain, _ = ict.convert(ict_dir, regions=("face", "head_neck"), num_identity=1)
+  assert not (layout.texel_map(plain, 128).mask & eye_tex).any()
+  colour, where = layout.eye_fill(tm)
+  assert (where == eye_tex).all() and colour[eye_tex].min() < 0.1 < 0.7 < colour[eye_tex].max()  # pupil, sclera
 
 
 def test_ict_bad_directory(tmp_path):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import LFW_DIR
-from ganfit_jax import assets
-from ganfit_jax.nets import convert, identity
+from ganfit_jax import numerics as gmath
+from ganfit_jax.convert import build, identity_nets
+from ganfit_jax.nets import identity
 from ganfit_jax.nets.iresnet import IResNet
 
 torch = pytest.importorskip("torch", reason="torch==2.13.0 is in requirements.txt (reference only)")
@@ -124,7 +125,7 @@ def test_iresnet_matches_pytorch_reference(arch, tmp_path):
   path = str(tmp_path / "ref.pth")
   torch.save(ref.state_dict(), path)
   out = str(tmp_path / "flax.npz")
-  assert convert.convert_arcface_file(path, out) == arch
+  assert identity_nets.convert_arcface_file(path, out) == arch
   net = identity.load(out)
   x = _images()
   ref_emb, ref_feats = _torch_forward(ref, x)
@@ -142,7 +143,7 @@ def test_iresnet_from_onnx_with_folded_batchnorm(tmp_path):
   import onnx
   ops = {n.op_type for n in onnx.load(path).graph.node}
   assert "Conv" in ops
-  arch, layers, variables = convert.arcface_from_onnx(path)
+  arch, layers, variables = identity_nets.arcface_from_onnx(path)
   assert arch == "r18" and layers == (2, 2, 2, 2)
   x = _images(seed=1)
   ref_emb, ref_feats = _torch_forward(ref, x)
@@ -152,12 +153,12 @@ def test_iresnet_from_onnx_with_folded_batchnorm(tmp_path):
 
 def test_state_dict_errors_are_clear():
   with pytest.raises(ValueError, match="not an insightface IResNet"):
-    convert.arcface_from_state_dict({"conv.weight": np.zeros((1, 1, 1, 1))})
+    identity_nets.arcface_from_state_dict({"conv.weight": np.zeros((1, 1, 1, 1))})
   ref = _random_reference((2, 2, 2, 2))
   sd = {k: v.numpy() for k, v in ref.state_dict().items()}
   sd["margin.weight"] = np.zeros(3)
   with pytest.raises(ValueError, match="unexpected entries"):
-    convert.arcface_from_state_dict(sd)
+    identity_nets.arcface_from_state_dict(sd)
 
 
 # --------------------------------------------------------------------------- #
@@ -187,7 +188,7 @@ def _onnxruntime_sface(tmp_path):
   ort = pytest.importorskip("onnxruntime")
   import onnx
   src = str(tmp_path / "sface.onnx")
-  assets.sface_onnx(src)
+  build.sface_onnx(src)
   m = onnx.load(src)
   keep = [i for i in m.graph.input if i.name == "data"]  # drop the 29 dangling graph inputs
   del m.graph.input[:]
@@ -205,7 +206,7 @@ def test_sface_matches_onnxruntime_on_lfw(lfw_aligned, tmp_path):
                         for i in range(len(x))])
   net = identity.load("sface")
   emb, feats = jax.jit(lambda v, im: identity.identity_features(net.module, v, im))(net.variables, x)
-  cos = np.asarray(identity.cosine(emb, jnp.asarray(ref)))
+  cos = np.asarray(gmath.cosine(emb, jnp.asarray(ref)))
   assert cos.min() >= 0.9999, cos.min()
   assert feats["res7"].shape == (50, 7, 7, 1024)
 
@@ -219,7 +220,7 @@ def test_identity_features_batch_shapes_and_gradient(lfw_aligned):
 
   def loss(img):
     e, _ = identity.identity_features(net.module, net.variables, img[None])
-    return 1.0 - identity.cosine(e[0], target)
+    return 1.0 - gmath.cosine(e[0], target)
 
   g = jax.grad(loss)(x[1])
   assert np.all(np.isfinite(np.asarray(g)))
@@ -242,6 +243,6 @@ def test_same_person_closer_than_different_for_sface_and_judge():
     crop = align.align_112(jnp.asarray(img), lm)
     embs.append(identity.identity_features(net.module, net.variables, crop[None])[0][0])
     judge.append(identity.judge_embedding(img, lm))
-  assert float(identity.cosine(embs[0], embs[1])) > float(identity.cosine(embs[0], embs[2])) + 0.2
+  assert float(gmath.cosine(embs[0], embs[1])) > float(gmath.cosine(embs[0], embs[2])) + 0.2
   dj = lambda u, v: float(np.linalg.norm(u - v))
   assert dj(judge[0], judge[1]) < 0.6 < dj(judge[0], judge[2])  # dlib's documented threshold

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from ganfit_jax import camera, morphable
-from ganfit_jax import math as gmath
+from ganfit_jax import camera, lighting, morphable
+from ganfit_jax import numerics as gmath
 from ganfit_jax.render import raster
 from ganfit_jax.render import (barycentrics, interpolate, make_light, rasterize, render, render_model,
                                sample_texture)
@@ -220,18 +220,18 @@ def test_ict_face_render_covers_face(ict_model):
 
 
 def test_xla_defaults_respect_the_user(monkeypatch):
-  from ganfit_jax import _xla_defaults
+  from ganfit_jax import runtime
   monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
   monkeypatch.delenv("GANFIT_XLA_DEFAULTS", raising=False)
-  assert _xla_defaults.apply()
+  assert runtime.apply_xla_flags()
   assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2",
                                             "--xla_cpu_experimental_ynn_fusion_type="]
-  assert not _xla_defaults.apply()  # already there: unchanged
+  assert not runtime.apply_xla_flags()  # already there: unchanged
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=reduce")
-  assert not _xla_defaults.apply() and os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=reduce"
+  assert not runtime.apply_xla_flags() and os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=reduce"
   monkeypatch.setenv("XLA_FLAGS", "")
   monkeypatch.setenv("GANFIT_XLA_DEFAULTS", "0")
-  assert not _xla_defaults.apply() and os.environ["XLA_FLAGS"] == ""
+  assert not runtime.apply_xla_flags() and os.environ["XLA_FLAGS"] == ""
 
 
 @pytest.mark.skipif(os.environ.get("GANFIT_XLA_DEFAULTS") == "0", reason="XLA defaults switched off by the user")
@@ -247,7 +247,7 @@ def test_phong_gradient_matches_autodiff_reference():
   from ganfit_jax.render import shading
 
   def reference(albedo, normals, positions, light):
-    pos, colour, ambient = (x.reshape(1, 1, 3) for x in shading.split(light))
+    pos, colour, ambient = (x.reshape(1, 1, 3) for x in lighting.split(light))
     n = gmath.safe_normalize(normals)
     l = gmath.safe_normalize(pos - positions)
     ndotl = jnp.maximum(jnp.sum(n * l, -1, keepdims=True), 0.0)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import LFW_DIR
-from ganfit_jax import camera, morphable
-from ganfit_jax.render import pipeline, shading
+from ganfit_jax import camera, lighting, morphable
+from ganfit_jax.render import pipeline
+from ganfit_jax.texture import layout
 from ganfit_jax.texture import unwrap as uw
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -24,7 +25,7 @@ IBUG_PAIRS = ([(i, 16 - i) for i in range(8)] + [(17 + i, 26 - i) for i in range
 
 @pytest.fixture(scope="module")
 def tmap(ict_model):
-  return uw.texel_map(ict_model, 64)
+  return layout.texel_map(ict_model, 64)
 
 
 def test_texel_mirror_is_an_involution_and_the_ict_flip(tmap):
@@ -38,7 +39,7 @@ def test_texel_mirror_is_an_involution_and_the_ict_flip(tmap):
 
 
 def test_vertex_mirror_maps_landmark_pairs(ict_model):
-  vm = uw.vertex_mirror(ict_model)
+  vm = layout.vertex_mirror(ict_model)
   assert np.all(vm[vm[vm >= 0]] == np.flatnonzero(vm >= 0))
   mean = np.asarray(ict_model.mean)
   lm = np.asarray(ict_model.landmarks)
@@ -54,7 +55,7 @@ def test_unwrap_recovers_a_known_texture(ict_model, tmap):
   tex = np.stack([ii / t, jj / t, 0.5 + 0.5 * np.sin(ii / 3.0) * np.cos(jj / 4.0)], -1).astype(np.float32)
   cam = camera.orbit_camera(yaw=20.0)
   verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
-  flat = shading.make_light(colour=(0, 0, 0), ambient=(1, 1, 1))  # unlit: the image shows the albedo
+  flat = lighting.make_light(colour=(0, 0, 0), ambient=(1, 1, 1))  # unlit: the image shows the albedo
   img = pipeline.render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(tex), cam,
                         flat, height=224, width=224).image
   u = uw.unwrap(img, verts, ict_model.triangles, cam, tmap, canvas_size=224)
@@ -83,12 +84,12 @@ def _occluder_scene():
 
 def test_visibility_mask_on_an_occluded_quad():
   model = _occluder_scene()
-  tm = uw.texel_map(model, 32)
+  tm = layout.texel_map(model, 32)
   assert tm.mask.all()  # the back quad fills the chart
   cam = camera.make_camera(position=(0, 0, 1000), look_at=(0, 0, 0), focal=3.0)
   img = jnp.ones((128, 128, 3)) * 0.5
   u = uw.unwrap(img, model.mean, model.triangles, cam, tm, canvas_size=128, normal_threshold=0.1)
-  pts = np.asarray(uw.texel_points(model.mean, tm, model.triangles))
+  pts = np.asarray(layout.texel_points(model.mean, tm, model.triangles))
   vis = np.asarray(u.visible)
   inner = np.max(np.abs(pts[..., :2]), -1) < 9.0  # behind the occluder (its shadow reaches 10.3 mm)
   outer = (np.max(np.abs(pts[..., :2]), -1) > 12.0) & (np.max(np.abs(pts[..., :2]), -1) < 60.0)
@@ -122,7 +123,7 @@ def test_complete_fills_from_the_mirror_then_inpaints(tmap):
 
 def test_deshade_removes_a_synthetic_light(ict_model, tmap):
   verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
-  n = uw.texel_normals(verts, ict_model.triangles, tmap)
+  n = layout.texel_normals(verts, ict_model.triangles, tmap)
   albedo = jnp.full((tmap.size, tmap.size, 3), 0.6) * jnp.array([[[1.0, 0.8, 0.7]]])
   l = jnp.array([0.6, 0.3, 0.74]) / jnp.linalg.norm(jnp.array([0.6, 0.3, 0.74]))
   shade = 0.4 + 0.8 * jnp.maximum(jnp.sum(n * l[None, None, :], -1), 0.0)

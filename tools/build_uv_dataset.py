@@ -18,7 +18,7 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-from ganfit_jax import assets
+from ganfit_jax import assets, morphable
 from ganfit_jax.data import lfw, uv_dataset
 
 FLAGS = flags.FLAGS
@@ -35,7 +35,7 @@ def main(argv):
   cfg = FLAGS.config
   try:
     root = lfw.root(FLAGS.lfw_dir)
-    model = assets.load_model(cfg.model)
+    model = morphable.load(cfg.model)
   except (FileNotFoundError, assets.AssetError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2 if isinstance(e, FileNotFoundError) else 3

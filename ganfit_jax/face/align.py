@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ganfit_jax.render import texture as texture_sampling
+
 # ArcFace / insightface 112x112 five-point template: eye centres (image-left eye first), nose tip, mouth corners.
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                         [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
@@ -73,7 +75,8 @@ def apply_affine(m, points):
 
 
 def warp_affine(image, m, out_height: int, out_width: int):
-  """Differentiable bilinear warp equal to ``cv2.warpAffine(image, m, (W, H))`` with zero borders.
+  """Differentiable bilinear warp equal to ``cv2.warpAffine(image, m, (W, H))`` inside the image
+  (outside it: 0; cv2 also blends the half pixel at the border).
 
   Args:
     image: (H, W, C) source.
@@ -86,7 +89,6 @@ def warp_affine(image, m, out_height: int, out_width: int):
   """
   if image.ndim != 3 or m.shape != (2, 3):
     raise ValueError(f"image must be (H, W, C) and m (2, 3), got {image.shape} and {m.shape}")
-  h, w = image.shape[:2]
   a = m[:, :2]
   det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
   inv = jnp.stack([jnp.stack([a[1, 1], -a[0, 1]]), jnp.stack([-a[1, 0], a[0, 0]])]) / det
@@ -94,18 +96,7 @@ def warp_affine(image, m, out_height: int, out_width: int):
                         indexing="ij")
   d = jnp.stack([xs, ys], -1) - m[:, 2][None, None, :]
   src = d @ inv.T  # (H', W', 2) source pixel indices
-  x, y = src[..., 0], src[..., 1]
-  x0, y0 = jnp.floor(x), jnp.floor(y)
-  fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-  x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-
-  def tap(yi, xi):
-    ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-    v = image[jnp.clip(yi, 0, h - 1), jnp.clip(xi, 0, w - 1)]
-    return jnp.where(ok[..., None], v, 0.0)
-
-  return (tap(y0i, x0i) * (1 - fx) * (1 - fy) + tap(y0i, x0i + 1) * fx * (1 - fy)
-          + tap(y0i + 1, x0i) * (1 - fx) * fy + tap(y0i + 1, x0i + 1) * fx * fy)
+  return texture_sampling.bilinear(image, src[..., 0], src[..., 1], border="zero")
 
 
 def arcface_transform(landmarks68, size: int = 112) -> np.ndarray:

@@ -12,7 +12,6 @@ metadata, written by ``tools/convert_sface.py`` and ``tools/convert_arcface.py``
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Dict, Tuple
 
@@ -20,30 +19,52 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
+from flax import struct, traverse_util
 
 from ganfit_jax import assets
-from ganfit_jax import math as gmath
 from ganfit_jax.nets.iresnet import IResNet
 from ganfit_jax.nets.sface import SFace
 
 
-@dataclasses.dataclass(frozen=True)
+@struct.dataclass
 class IdentityNet:
-  """A loaded identity network: the Flax module and its (frozen) variables."""
-  name: str
-  module: nn.Module
+  """A loaded identity network: frozen variables (a pytree) and its static description.
+
+  ``net(image_112) -> (embedding, features)`` for (..., 112, 112, 3) aligned
+  images in [0, 1]; :attr:`content_layers` are the feature maps the content
+  loss (paper Eq. 10) compares, as the network's module declares them.
+  """
+
   variables: Any
+  net: str = struct.field(pytree_node=False, default="sface")
+  arch: str = struct.field(pytree_node=False, default="")
+
+  @property
+  def name(self) -> str:
+    return self.net if not self.arch else f"{self.net}-{self.arch}"
+
+  @property
+  def module(self) -> nn.Module:
+    return make_module(self.net, self.arch)
+
+  @property
+  def content_layers(self) -> Tuple[str, ...]:
+    return tuple(self.module.CONTENT_LAYERS)
 
   @property
   def embedding_size(self) -> int:
     return int(self.module.num_features)
+
+  def __call__(self, image_112):
+    return identity_features(self.module, self.variables, image_112)
 
 
 def make_module(net: str, arch: str = "") -> nn.Module:
   if net == "sface":
     return SFace()
   if net == "arcface":
+    if arch and "-" in arch:  # explicit blocks per stage, e.g. '1-1-1-1' (small networks for tests)
+      return IResNet(layers=tuple(int(n) for n in arch.split("-")))
     return IResNet(arch=arch or "r50")
   raise ValueError(f"unknown identity network {net!r}; known: 'sface', 'arcface'")
 
@@ -58,11 +79,6 @@ def identity_features(net: nn.Module, variables, image_112) -> Tuple[jax.Array, 
   emb = emb.reshape(lead + emb.shape[1:])
   feats = {k: v.reshape(lead + v.shape[1:]) for k, v in feats.items()}
   return emb, feats
-
-
-def cosine(a, b, axis: int = -1):
-  """Cosine similarity (``ganfit_jax.math.cosine``)."""
-  return gmath.cosine(a, b, axis)
 
 
 def save_variables(path: str, variables, net: str, arch: str = "", dtype=np.float32) -> None:
@@ -84,9 +100,15 @@ def load_variables(path: str) -> Tuple[str, str, Any]:
 def load(name_or_path: str = "sface") -> IdentityNet:
   """Loads an identity network: an asset name ('sface') or a converted ``.npz`` path."""
   path = assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path
-  net, arch, variables = load_variables(path)
-  return IdentityNet(name=net if not arch else f"{net}-{arch}", module=make_module(net, arch),
-                     variables=variables)
+  try:
+    net, arch, variables = load_variables(path)
+  except FileNotFoundError as e:
+    raise assets.AssetError(f"identity network {name_or_path!r} not found: use 'sface' or the path of a file "
+                            "written by tools/convert_arcface.py") from e
+  except (OSError, ValueError, KeyError) as e:
+    raise assets.AssetError(f"{path} is not an identity network written by tools/convert_arcface.py or "
+                            f"tools/convert_sface.py ({e})") from e
+  return IdentityNet(variables=variables, net=net, arch=arch)
 
 
 # --------------------------------------------------------------------------- #

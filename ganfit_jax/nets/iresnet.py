@@ -19,7 +19,7 @@ Returns ``(embedding (B, 512), features)`` with ``features`` = {'stem',
 
 from __future__ import annotations
 
-from typing import Dict, Sequence, Tuple
+from typing import ClassVar, Dict, Sequence, Tuple
 
 import flax.linen as nn
 
@@ -58,6 +58,8 @@ class IBasicBlock(nn.Module):
 
 class IResNet(nn.Module):
   """IResNet; ``arch`` in {'r18', 'r34', 'r50', 'r100'} (or explicit ``layers``)."""
+  CONTENT_LAYERS: ClassVar[Tuple[str, ...]] = ("layer1", "layer2", "layer3")  # the content loss's feature maps
+
   arch: str = "r50"
   num_features: int = 512
   normalize: bool = True

@@ -14,6 +14,8 @@ each resolution: 'res112' (conv_2), 'res56' (conv_4), 'res28' (conv_6),
 
 from __future__ import annotations
 
+from typing import ClassVar, Tuple
+
 import flax.linen as nn
 
 from ganfit_jax.nets.layers import DepthwiseConv, PReLU, batch_norm, flatten_nchw
@@ -29,6 +31,8 @@ FEATURE_AT = {"conv_2": "res112", "conv_4": "res56", "conv_6": "res28", "conv_12
 
 
 class SFace(nn.Module):
+  CONTENT_LAYERS: ClassVar[Tuple[str, ...]] = ("res56", "res28", "res14")  # the content loss's feature maps
+
   num_features: int = 128
   normalize: bool = True
 

@@ -1,8 +1,6 @@
-"""Phong shading with the paper's 9 lighting numbers.
+"""Phong shading with the paper's 9 lighting numbers (:mod:`ganfit_jax.lighting`).
 
-light (9,) = point-light position (3, mm, world), point-light RGB colour (3),
-ambient RGB colour (3). Colour = albedo * (ambient + light * max(n.l, 0))
-+ specular * light * max(r.v, 0) ** shininess.
+Colour = albedo * (ambient + light * max(n.l, 0)) + specular * light * max(r.v, 0) ** shininess.
 """
 
 from __future__ import annotations
@@ -10,28 +8,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ganfit_jax import math as gmath
-
-DEFAULT_LIGHT_POSITION = (0.0, 200.0, 1500.0)
-DEFAULT_LIGHT_COLOUR = (0.6, 0.6, 0.6)
-DEFAULT_AMBIENT = (0.5, 0.5, 0.5)
-
-
-def make_light(position=DEFAULT_LIGHT_POSITION, colour=DEFAULT_LIGHT_COLOUR, ambient=DEFAULT_AMBIENT):
-  return jnp.concatenate([jnp.asarray(position, jnp.float32), jnp.asarray(colour, jnp.float32),
-                          jnp.asarray(ambient, jnp.float32)])
-
-
-def default_light():
-  """A frontal, slightly raised point light plus ambient light."""
-  return make_light()
-
-
-def split(light):
-  if light.shape != (9,):
-    raise ValueError(f"light must be (9,) [position, colour, ambient], got {light.shape}; vmap over batches")
-  return light[0:3], light[3:6], light[6:9]
-
+from ganfit_jax import lighting
+from ganfit_jax import numerics as gmath
 
 def _directions(normals, positions, light_position):
   """Unit normal n, unit direction to the light l (0 for zero vectors), their
@@ -46,7 +24,7 @@ def _directions(normals, positions, light_position):
 
 def _per_pixel(light, ndim):
   """The light's position, colour and ambient, shaped to broadcast against (..., 3) pixels."""
-  return tuple(x.reshape((1,) * (ndim - 1) + (3,)) for x in split(light))
+  return tuple(x.reshape((1,) * (ndim - 1) + (3,)) for x in lighting.split(light))
 
 
 def _diffuse_eval(albedo, normals, positions, light):

@@ -1,12 +1,52 @@
-"""Bilinear sampling of a UV texture map; differentiable w.r.t. texture and UVs."""
+"""Bilinear sampling: the project's one sampler (dm-pix), for UV textures, photo warps and unwraps.
+
+:func:`bilinear` samples an (H, W, C) image at pixel-index coordinates with
+``dm_pix.flat_nd_linear_interpolate`` (one gather of the neighbours from the
+flattened channel; differentiable w.r.t. image and coordinates). Interleaved
+A/B on the 2-core CPU, 224 x 224 samples of a 128 x 128 x 3 texture,
+forward + backward: dm-pix 5.4-5.8 ms median against 7.4-7.6 ms for the
+hand-written single-gather sampler it replaced, gradients equal to 2e-6
+(``benchmarks/render.py --sampler``). Three call sites use it:
+
+* :func:`sample`: UV textures in the renderer;
+* ``face.align.warp_affine``: the 112 x 112 identity crop (zero border);
+* ``texture.unwrap``: photo colours at projected texels (clamped border).
+"""
 
 from __future__ import annotations
 
+import dm_pix
+import jax
 import jax.numpy as jnp
 
 
+def bilinear(image, x, y, *, border: str = "clamp"):
+  """Samples ``image`` (H, W, C) at pixel-index coordinates (the centre of pixel (i, j) is x = j, y = i).
+
+  Args:
+    image: (H, W, C).
+    x, y: (...) coordinates (any shape, the same for both).
+    border: 'clamp' (coordinates clamped to the image) or 'zero' (taps outside the
+      image read 0, as ``cv2.BORDER_CONSTANT``).
+
+  Returns:
+    (..., C) samples.
+  """
+  if image.ndim != 3:
+    raise ValueError(f"image must be (H, W, C), got {image.shape}")
+  if border not in ("clamp", "zero"):
+    raise ValueError(f"border must be 'clamp' or 'zero', got {border!r}")
+  if border == "zero":  # a ring of zeros, then clamped: each tap outside the image reads 0 (cv2's BORDER_CONSTANT)
+    image = jnp.pad(image, ((1, 1), (1, 1), (0, 0)))
+    x, y = x + 1.0, y + 1.0
+  h, w, c = image.shape
+  coords = jnp.stack([jnp.clip(y, 0.0, h - 1.0).reshape(-1), jnp.clip(x, 0.0, w - 1.0).reshape(-1)])
+  out = jax.vmap(lambda ch: dm_pix.flat_nd_linear_interpolate(ch, coords), in_axes=2, out_axes=-1)(image)
+  return out.reshape(x.shape + (c,))
+
+
 def sample(texture, uv, mask=None):
-  """Samples ``texture`` at ``uv`` bilinearly.
+  """Samples a UV ``texture`` bilinearly.
 
   Args:
     texture: (T_h, T_w, C) texture; row 0 is the top (v = 1), OBJ/OpenGL UVs.
@@ -20,24 +60,10 @@ def sample(texture, uv, mask=None):
   """
   if texture.ndim != 3:
     raise ValueError(f"texture must be (T_h, T_w, C), got {texture.shape}")
-  th, tw, c = texture.shape
-  u = jnp.clip(uv[..., 0], 0.0, 1.0)
-  v = jnp.clip(uv[..., 1], 0.0, 1.0)
-  x = u * tw - 0.5
-  y = (1.0 - v) * th - 0.5
-  x0 = jnp.floor(x)
-  y0 = jnp.floor(y)
-  fx = x - x0
-  fy = y - y0
-  xi, yi = x0.astype(jnp.int32), y0.astype(jnp.int32)
-  x0i, x1i = jnp.clip(xi, 0, tw - 1), jnp.clip(xi + 1, 0, tw - 1)
-  y0i, y1i = jnp.clip(yi, 0, th - 1), jnp.clip(yi + 1, 0, th - 1)
-  # one gather of the four neighbours from the flattened map: its gradient is a
-  # single scatter-add (four separate 2-D gathers cost ~3x more on CPU)
-  idx = jnp.stack([y0i * tw + x0i, y0i * tw + x1i, y1i * tw + x0i, y1i * tw + x1i], -1)
-  w = jnp.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)
+  th, tw, _ = texture.shape
+  x = jnp.clip(uv[..., 0], 0.0, 1.0) * tw - 0.5
+  y = (1.0 - jnp.clip(uv[..., 1], 0.0, 1.0)) * th - 0.5
+  out = bilinear(texture, x, y, border="clamp")
   if mask is not None:
-    w = jnp.where(mask[..., None], w, 0.0)
-  vals = texture.reshape(th * tw, c)[idx]
-  # unrolled: an einsum lowers to a slow batched dot on CPU, a small-axis sum to a slow reduction
-  return sum(w[..., k, None] * vals[..., k, :] for k in range(4))
+    out = jnp.where(mask[..., None], out, 0.0)
+  return out

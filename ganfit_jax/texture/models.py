@@ -1,4 +1,4 @@
-"""Texture models behind one interface: ``decode(latent) -> (T, T, 3)`` texture in [0, 1].
+"""Texture models behind one pytree: ``TextureModel.decode(latent) -> (T, T, 3)`` texture in [0, 1].
 
 * ``gan``: the progressive GAN generator (``ganfit_jax.nets.progan``), weights
   exported by ``tools/train_gan.py --export`` (float16 .npz); the default,
@@ -6,36 +6,62 @@
 * ``pca``: the PCA baseline (``ganfit_jax.texture.pca``), asset ``texture_pca``.
 
 Both take latents ~ N(0, I), so the same prior regulariser and the same random
-initialisation serve either; fitting picks one by config (``--texture_model``).
+initialisation serve either; fitting picks one by config (``--config.texture_model``).
+A :class:`TextureModel` is a ``flax.struct`` pytree: its arrays (``params``,
+``chart``) are leaves, its structure (kind, sizes, channels) is static, so it
+can be an argument of a compiled function.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any, Callable
+from typing import Any, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from ganfit_jax import assets
 
+KINDS = ("gan", "pca")
 
-@dataclasses.dataclass(frozen=True)
+
+@struct.dataclass
 class TextureModel:
-  kind: str
-  latent_dim: int
-  resolution: int
+  """A texture decoder.
+
+  Attributes:
+    params: the decoder's arrays (GAN generator parameters, or PCA mean/basis/std).
+    chart: (T, T) bool, texels inside the UV chart the model was trained on.
+    kind: 'gan' or 'pca' (static).
+    latent_dim: L (static).
+    resolution: T (static).
+    channels: the GAN's channels per resolution, 4 px first (static; empty for PCA).
+  """
+
   params: Any
-  chart: np.ndarray
-  _decode: Callable[[Any, jax.Array], jax.Array]
+  chart: jnp.ndarray
+  kind: str = struct.field(pytree_node=False, default="gan")
+  latent_dim: int = struct.field(pytree_node=False, default=512)
+  resolution: int = struct.field(pytree_node=False, default=128)
+  channels: Tuple[int, ...] = struct.field(pytree_node=False, default=())
 
   def decode(self, latent):
-    """(latent_dim,) -> (T, T, 3) in [0, 1]; (..., latent_dim) batches work too."""
-    latent = jnp.asarray(latent)
+    """(L,) -> (T, T, 3) in [0, 1]; (..., L) batches work too."""
+    latent = jnp.asarray(latent, jnp.float32)
+    if latent.shape[-1:] != (self.latent_dim,):
+      raise ValueError(f"texture latent must be (..., {self.latent_dim}), got {latent.shape}")
     lead = latent.shape[:-1]
-    out = self._decode(self.params, latent.reshape(-1, self.latent_dim))
+    z = latent.reshape(-1, self.latent_dim)
+    t = self.resolution
+    if self.kind == "gan":
+      from ganfit_jax.nets import progan
+      gen = progan.Generator(t, self.latent_dim, dict(zip(progan.resolutions(t), self.channels)))
+      out = progan.to_unit(gen.apply({"params": self.params}, z))
+    else:
+      q = self.params
+      out = jnp.clip((q["mean"][None, :] + (z * q["std"][None, :]) @ q["basis"]).reshape(-1, t, t, 3), 0.0, 1.0)
     return out.reshape(lead + out.shape[1:])
 
   def sample_latent(self, key, shape=()):
@@ -44,40 +70,35 @@ class TextureModel:
 
 def load_gan(path: str) -> TextureModel:
   from flax import traverse_util
-  from ganfit_jax.nets import progan
   with np.load(path) as z:
     meta = json.loads(str(z["__meta__"]))
     chart = z["__chart__"]
     flat = {k[len("params/"):]: jnp.asarray(z[k], jnp.float32) for k in z.files if k.startswith("params/")}
-  params = traverse_util.unflatten_dict(flat, sep="/")
-  res = progan.resolutions(meta["max_resolution"])
-  gen = progan.Generator(meta["max_resolution"], meta["latent_dim"],
-                         {r: c for r, c in zip(res, meta["channels"])})
-
-  def decode(p, z):
-    return progan.to_unit(gen.apply({"params": p}, z))
-
-  return TextureModel("gan", int(meta["latent_dim"]), int(meta["max_resolution"]), params, chart, decode)
+  return TextureModel(params=traverse_util.unflatten_dict(flat, sep="/"), chart=jnp.asarray(chart, bool),
+                      kind="gan", latent_dim=int(meta["latent_dim"]), resolution=int(meta["max_resolution"]),
+                      channels=tuple(int(c) for c in meta["channels"]))
 
 
 def load_pca(path: str) -> TextureModel:
   from ganfit_jax.texture import pca as pca_lib
   p = pca_lib.load(path)
-  params = dict(mean=jnp.asarray(p.mean), basis=jnp.asarray(p.basis), std=jnp.asarray(p.std))
   t = p.resolution
-
-  def decode(q, z):
-    x = q["mean"][None, :] + (z * q["std"][None, :]) @ q["basis"]
-    return jnp.clip(x.reshape(-1, t, t, 3), 0.0, 1.0)
-
+  params = dict(mean=jnp.asarray(p.mean), basis=jnp.asarray(p.basis), std=jnp.asarray(p.std))
   chart = (p.mean.reshape(t, t, 3) > 0).any(-1)
-  return TextureModel("pca", p.latent_dim, t, params, chart, decode)
+  return TextureModel(params=params, chart=jnp.asarray(chart), kind="pca", latent_dim=p.latent_dim, resolution=t)
 
 
 def load(name_or_path: str = "gan") -> TextureModel:
   """'gan' / 'pca' (the shipped assets) or a path to an exported .npz of either kind."""
-  path = {"gan": "texture_gan", "pca": "texture_pca"}.get(name_or_path)
-  path = assets.path(path) if path else name_or_path
-  with np.load(path) as z:
-    kind = json.loads(str(z["__meta__"])).get("kind", "gan")
+  asset = {"gan": "texture_gan", "pca": "texture_pca"}.get(name_or_path)
+  path = assets.path(asset) if asset else name_or_path
+  try:
+    with np.load(path) as z:
+      kind = json.loads(str(z["__meta__"])).get("kind", "gan")
+  except FileNotFoundError as e:
+    raise assets.AssetError(f"texture model {name_or_path!r} not found: use 'gan', 'pca' or the path of a "
+                            "file written by tools/train_gan.py --export or tools/build_pca.py") from e
+  except (OSError, ValueError, KeyError) as e:
+    raise assets.AssetError(f"{path} is not a texture model written by tools/train_gan.py --export or "
+                            f"tools/build_pca.py ({e})") from e
   return load_pca(path) if kind == "pca" else load_gan(path)

@@ -1,14 +1,5 @@
-"""Unwrapping photos into the morphable model's UV layout.
+"""Unwrapping photos into the morphable model's UV layout (:mod:`ganfit_jax.texture.layout`).
 
-Texture convention (shared with ``render.texture.sample``): a (T, T, 3) map,
-row 0 at v = 1, texel (i, j) centred at u = (j + 0.5) / T, v = 1 - (i + 0.5) / T.
-Only UV tile [0, 1]^2 is textured (ICT-FaceKit's head/neck UDIM tile [1, 2] is not).
-
-* :func:`texel_map` rasterises the UV layout once: for every texel its triangle
-  and barycentrics, so its 3D point on any mesh of the model is a weighted sum
-  of three vertices.
-* :func:`vertex_mirror` / :func:`texel_mirror`: the left-right symmetry of the
-  model (x -> -x on the mean shape), as index maps; mirroring twice is the identity.
 * :func:`unwrap` (one photo; ``jax.vmap`` it): projects every texel's 3D point
   into the photo, keeps it where the z-buffer says it is the visible surface and
   it faces the camera, and samples the photo's colour there.
@@ -18,8 +9,6 @@ Only UV tile [0, 1]^2 is textured (ICT-FaceKit's head/neck UDIM tile [1, 2] is n
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -27,101 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganfit_jax import camera as camera_lib
-from ganfit_jax import math as gmath
-from ganfit_jax import morphable
+from ganfit_jax import numerics as gmath
 from ganfit_jax.render import raster
-from ganfit_jax.types import MorphableModel
+from ganfit_jax.render import texture as texture_sampling
+from ganfit_jax.texture.layout import TexelMap, texel_normals, texel_points
 
 # Texel status codes stored with every map.
 OUTSIDE, FILLED, MIRRORED, OBSERVED = 0, 1, 2, 3
-
-
-@dataclasses.dataclass(frozen=True)
-class TexelMap:
-  """Per-texel geometry of a UV layout at resolution ``size`` (numpy arrays).
-
-  triangle: (T, T) int32 triangle index; bary: (T, T, 3) barycentrics;
-  mask: (T, T) bool, texel inside a UV triangle of tile [0, 1]^2;
-  mirror: (T, T) int32 flat index of the mirrored texel (-1 if none).
-  """
-  size: int
-  triangle: np.ndarray
-  bary: np.ndarray
-  mask: np.ndarray
-  mirror: np.ndarray
-
-
-def texel_centres_uv(size: int) -> np.ndarray:
-  j, i = np.meshgrid(np.arange(size), np.arange(size))
-  return np.stack([(j + 0.5) / size, 1.0 - (i + 0.5) / size], -1).astype(np.float32)
-
-
-@functools.partial(jax.jit, static_argnames=("size",))
-def _rasterize_uv_jit(uv, tris, size: int):
-  xy = jnp.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], -1)
-  depth = jnp.full(uv.shape[:1], 2.0, jnp.float32)  # constant depth beyond the near plane
-  fb = raster.rasterize(xy, depth, tris, size, size, cull_backfaces=False)
-  return fb, raster.barycentrics(fb, xy, depth, tris)
-
-
-def _rasterize_uv(model: MorphableModel, size: int):
-  fb, bary = _rasterize_uv_jit(jnp.asarray(model.uv, jnp.float32), jnp.asarray(model.uv_triangles), size)
-  return np.asarray(fb.triangle_id), np.asarray(bary), np.asarray(fb.mask)
-
-
-def vertex_mirror(model: MorphableModel) -> np.ndarray:
-  """(V,) index of each vertex's mirror image (x -> -x on the mean shape); -1 if none within 1 mm.
-
-  Only mutual nearest neighbours are kept, so ``m[m[i]] == i`` wherever ``m[i] >= 0``.
-  """
-  from scipy.spatial import cKDTree
-  mean = np.asarray(model.mean, np.float64)
-  d, nn = cKDTree(mean).query(mean * np.array([-1.0, 1.0, 1.0]))
-  ok = (d < 1.0) & (nn[nn] == np.arange(len(nn)))
-  return np.where(ok, nn, -1).astype(np.int32)
-
-
-def texel_points(model_vertices, tmap: TexelMap, triangles):
-  """(T, T, 3) 3D points of the texels on a mesh (zeros outside the chart)."""
-  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]  # (T, T, 3)
-  p = jnp.sum(jnp.asarray(tmap.bary)[..., None] * model_vertices[tri], -2)
-  return jnp.where(jnp.asarray(tmap.mask)[..., None], p, 0.0)
-
-
-def _texel_mirror(model: MorphableModel, tri, bary, mask, size: int) -> np.ndarray:
-  """Mirror texel of each texel: nearest texel (on the mean shape) to its x-mirrored 3D point,
-  kept only when mutual and within one texel's 3D spacing."""
-  from scipy.spatial import cKDTree
-  tm = TexelMap(size, tri, bary, mask, np.full((size, size), -1, np.int32))
-  pts = np.asarray(texel_points(jnp.asarray(model.mean), tm, model.triangles)).reshape(-1, 3)
-  valid = np.flatnonzero(mask.ravel())
-  tree = cKDTree(pts[valid])
-  d, j = tree.query(pts[valid] * np.array([-1.0, 1.0, 1.0]))
-  target = valid[j]
-  mirror = np.full(size * size, -1, np.int64)
-  mirror[valid] = target
-  spacing = np.median(tree.query(pts[valid], k=2)[0][:, 1])
-  ok = np.zeros(size * size, bool)
-  ok[valid] = (mirror[target] == valid) & (d < 2.0 * spacing + 1e-3)
-  return np.where(ok, mirror, -1).reshape(size, size).astype(np.int32)
-
-
-_CACHE: dict = {}
-
-
-def _compute_texel_map(model: MorphableModel, size: int) -> TexelMap:
-  tri, bary, mask = _rasterize_uv(model, size)
-  mirror = _texel_mirror(model, tri, bary, mask, size)
-  return TexelMap(size=size, triangle=tri, bary=bary.astype(np.float32), mask=mask, mirror=mirror)
-
-
-def texel_map(model: MorphableModel, size: int = 128) -> TexelMap:
-  """The UV layout's per-texel geometry and mirror map (computed once per model and size)."""
-  uv = np.asarray(model.uv)
-  key = (model.name, uv.shape[0], int(np.asarray(model.triangles).shape[0]), float(uv.sum()), int(size))
-  if key not in _CACHE:
-    _CACHE[key] = _compute_texel_map(model, int(size))
-  return _CACHE[key]
 
 
 class Unwrapped(NamedTuple):
@@ -130,22 +31,6 @@ class Unwrapped(NamedTuple):
   texture: jnp.ndarray
   visible: jnp.ndarray
   confidence: jnp.ndarray
-
-
-def _bilinear_pixels(image, xy):
-  """Samples (H, W, C) at continuous pixel coordinates (centres at +0.5), border-clamped."""
-  h, w = image.shape[:2]
-  x = xy[..., 0] - 0.5
-  y = xy[..., 1] - 0.5
-  x0 = jnp.floor(x)
-  y0 = jnp.floor(y)
-  fx = (x - x0)[..., None]
-  fy = (y - y0)[..., None]
-  xi = lambda a: jnp.clip(a.astype(jnp.int32), 0, w - 1)  # noqa: E731
-  yi = lambda a: jnp.clip(a.astype(jnp.int32), 0, h - 1)  # noqa: E731
-  c00, c01 = image[yi(y0), xi(x0)], image[yi(y0), xi(x0 + 1)]
-  c10, c11 = image[yi(y0 + 1), xi(x0)], image[yi(y0 + 1), xi(x0 + 1)]
-  return c00 * (1 - fx) * (1 - fy) + c01 * fx * (1 - fy) + c10 * (1 - fx) * fy + c11 * fx * fy
 
 
 def unwrap(photo, vertices, triangles, camera, tmap: TexelMap, *, canvas_size: int,
@@ -180,7 +65,7 @@ def unwrap(photo, vertices, triangles, camera, tmap: TexelMap, *, canvas_size: i
   else:
     pxy = txy
   in_photo = (pxy[:, 0] >= 0.5) & (pxy[:, 0] <= w - 0.5) & (pxy[:, 1] >= 0.5) & (pxy[:, 1] <= h - 0.5)
-  colour = _bilinear_pixels(photo, pxy).reshape(t, t, 3)
+  colour = texture_sampling.bilinear(photo, pxy[:, 0] - 0.5, pxy[:, 1] - 0.5).reshape(t, t, 3)
   n = texel_normals(vertices, triangles, tmap)
   eye = camera_lib.split(camera)[0]
   cosang = jnp.sum(n * gmath.safe_normalize(eye[None, None, :] - pts), -1)
@@ -188,12 +73,6 @@ def unwrap(photo, vertices, triangles, camera, tmap: TexelMap, *, canvas_size: i
          & (cosang > normal_threshold))
   conf = jnp.where(vis, jnp.clip(cosang, 0.0, 1.0), 0.0)
   return Unwrapped(texture=jnp.where(vis[..., None], colour, 0.0), visible=vis, confidence=conf)
-
-
-def texel_normals(vertices, triangles, tmap: TexelMap):
-  vn = morphable.vertex_normals(vertices, triangles)
-  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]
-  return gmath.safe_normalize(jnp.sum(jnp.asarray(tmap.bary)[..., None] * vn[tri], -2))
 
 
 def _light_directions(n: int = 96) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Files a fit produces: meshes (OBJ, GLB), pictures (PNG), the report (JSON)."""

@@ -1,0 +1,41 @@
+"""Atomic file and folder writes: nothing half-written is ever left under its final name."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+def atomic_write(path: str, data, mode: str = "w") -> None:
+  """Writes ``data`` to ``path`` through a temporary file renamed into place."""
+  tmp = path + ".partial"
+  with open(tmp, mode) as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_dir(out_dir: str, overwrite: bool = True):
+  """Yields a temporary folder beside ``out_dir`` that becomes ``out_dir`` when the block succeeds.
+
+  On an exception the temporary folder is removed and ``out_dir`` is left as it was.
+  """
+  parent = os.path.dirname(os.path.abspath(out_dir)) or "."
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+  try:
+    yield tmp
+    if os.path.exists(out_dir):
+      if not overwrite:
+        raise FileExistsError(f"{out_dir} exists; pass overwrite=True to replace it")
+      old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+      os.replace(out_dir, os.path.join(old, "x"))
+      os.replace(tmp, out_dir)
+      shutil.rmtree(old, ignore_errors=True)
+    else:
+      os.replace(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

@@ -1,0 +1,100 @@
+"""The scene: everything fitting holds fixed, as one pytree (arrays as leaves, structure static).
+
+``Scene(model, texture, identity, ...)`` is an argument of every compiled
+function (fit step, target preparation, output rendering), so one compilation
+serves every photo and call. Build it with :func:`make` (or :func:`load`).
+
+Texture composition (:func:`Scene.texture_image`): the texture model's decoded
+map (T_model) is resized to ``texture_size`` and the layout's fixed texels are
+laid over it: the eye discs (``texture.layout.eye_fill``), which no face
+texture model has seen.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from ganfit_jax.nets.identity import IdentityNet
+from ganfit_jax.texture import layout
+from ganfit_jax.texture.models import TextureModel
+from ganfit_jax.types import MorphableModel
+
+DEFAULT_TEXTURE_SIZE = 256
+
+
+@struct.dataclass
+class Scene:
+  """Attributes:
+    model: the morphable model.
+    texture: the texture model, or None (landmark-only fits, e.g. the UV-dataset builder).
+    identity: the identity network, or None (landmark-only fits).
+    overlay: (S, S, 3) fixed texels laid over the decoded texture (the eyes).
+    overlay_mask: (S, S) float in [0, 1], where ``overlay`` applies.
+    canvas_size: the fitting canvas side in pixels (static).
+    texture_size: S, the side of the composed texture (static).
+  """
+
+  model: MorphableModel
+  texture: Optional[TextureModel]
+  identity: Optional[IdentityNet]
+  overlay: jnp.ndarray
+  overlay_mask: jnp.ndarray
+  canvas_size: int = struct.field(pytree_node=False, default=224)
+  texture_size: int = struct.field(pytree_node=False, default=DEFAULT_TEXTURE_SIZE)
+
+  @property
+  def has_images(self) -> bool:
+    """Whether the image terms (render + identity network) can be evaluated."""
+    return self.texture is not None and self.identity is not None
+
+  def texture_image(self, latent):
+    """(L,) latent -> (S, S, 3) composed texture in [0, 1]."""
+    if self.texture is None:
+      raise ValueError("this scene has no texture model (make(..., texture=None))")
+    return self.compose(self.texture.decode(latent))
+
+  def compose(self, texture):
+    """Resizes a (T, T, 3) texture to (S, S, 3) and lays the fixed texels over it."""
+    s = self.texture_size
+    if texture.shape[:2] != (s, s):
+      texture = jax.image.resize(texture, (s, s, 3), "linear")
+    m = self.overlay_mask[..., None]
+    return texture * (1.0 - m) + self.overlay * m
+
+
+def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity: Optional[IdentityNet] = None,
+         *, canvas_size: int = 224, texture_size: int = DEFAULT_TEXTURE_SIZE) -> Scene:
+  """Builds a scene (computes the layout's texel map at ``texture_size`` once, on the host)."""
+  if canvas_size < 32:
+    raise ValueError(f"canvas_size must be >= 32 pixels, got {canvas_size}")
+  if texture_size < 8:
+    raise ValueError(f"texture_size must be >= 8 texels, got {texture_size}")
+  tmap = layout.texel_map(model, texture_size)
+  colour, mask = layout.eye_fill(tmap)
+  return Scene(model=model, texture=texture, identity=identity, overlay=jnp.asarray(colour),
+               overlay_mask=jnp.asarray(mask, jnp.float32), canvas_size=int(canvas_size),
+               texture_size=int(texture_size))
+
+
+def load(model: str = "ict", texture: Optional[str] = "gan", identity: Optional[str] = "sface",
+         **kw) -> Scene:
+  """:func:`make` from asset names or paths (``None`` leaves a part out)."""
+  from ganfit_jax import morphable
+  from ganfit_jax.nets import identity as identity_lib
+  from ganfit_jax.texture import models
+  return make(morphable.load(model), models.load(texture) if texture else None,
+              identity_lib.load(identity) if identity else None, **kw)
+
+
+def parts_used(scene: Scene) -> dict:
+  """Names of the parts a scene holds (for reports)."""
+  return dict(model=scene.model.name, texture_model=scene.texture.kind if scene.texture is not None else None,
+              identity_net=scene.identity.name if scene.identity is not None else None,
+              texture_size=scene.texture_size, canvas_size=scene.canvas_size)
+
+
+__all__ = ["Scene", "make", "load", "parts_used", "DEFAULT_TEXTURE_SIZE"]
