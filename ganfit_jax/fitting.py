@@ -187,10 +187,11 @@ def _step(spec: ChunkSpec, variables, opt_state, scene, targets, weights, keys, 
 
 
 def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
-              keys, start, *, spec: ChunkSpec):
+              keys, start, *, spec: ChunkSpec, donate: bool = False):
   """``spec.length`` steps (from step index ``start``) in one ``lax.scan``; aux per step (K, B, N).
 
-  ``keys``: (B, N) raw PRNG key data (``jax.random.key_data``).
+  ``keys``: (B, N) raw PRNG key data (``jax.random.key_data``). ``donate``: the buffers of ``variables``
+  and ``opt_state`` are reused for the outputs (do not use them afterwards).
   """
 
   def scan(variables, opt_state, scene, targets, weights, keys, start):
@@ -203,18 +204,19 @@ def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, wei
     return v, s, aux
 
   return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, jnp.int32(start),
-                       name="fit_chunk", static=spec)
+                       name="fit_chunk", static=spec, donate=2 if donate else 0)
 
 
 def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
-             keys, step, *, spec: ChunkSpec):
-  """One step (the ``dispatch`` loop's unit); aux (B, N)."""
+             keys, step, *, spec: ChunkSpec, donate: bool = False):
+  """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``: as :func:`run_chunk`."""
   return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
-                       jnp.int32(step), name="fit_step", static=spec)
+                       jnp.int32(step), name="fit_step", static=spec, donate=2 if donate else 0)
 
 
-def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str):
-  """K steps from ``start``; aux (K, B, N), still on the device.
+def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str,
+          donate: bool = False):
+  """K steps from ``start``; aux (K, B, N), still on the device (``donate``: as :func:`run_chunk`).
 
   ``loop='scan'``: one compiled ``lax.scan`` of K steps (:func:`run_chunk`).
   ``loop='dispatch'``: K asynchronous calls of the compiled single step (:func:`run_step`), aux stacked
@@ -223,12 +225,13 @@ def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec:
   2-core CPU), so CPUs use this loop.
   """
   if loop == "scan":
-    return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec)
+    return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec, donate=donate)
   if loop != "dispatch":
     raise ValueError(f"loop must be 'scan' or 'dispatch', got {loop!r}")
   auxes = []
   for i in range(spec.length):
-    variables, opt_state, aux = run_step(variables, opt_state, scene, targets, weights, keys, start + i, spec=spec)
+    variables, opt_state, aux = run_step(variables, opt_state, scene, targets, weights, keys, start + i, spec=spec,
+                                         donate=donate)
     auxes.append(aux)
   return variables, opt_state, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *auxes)
 
@@ -307,7 +310,8 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
   b = int(targets.landmarks.shape[0])
   n = schedule.num_inits
   k_lat, k_run = jax.random.split(key)
-  variables = initial_variables(scene, b, schedule, k_lat, init)
+  # a private copy: the chunks donate the variables' buffers, and ``init`` belongs to the caller
+  variables = jax.tree_util.tree_map(jnp.copy, initial_variables(scene, b, schedule, k_lat, init))
   keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
   total, done, chunks, stages_run = schedule.total_steps, 0, [], []
   for stage in schedule.stages:
@@ -320,7 +324,8 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     opt_state = init_opt_state(variables, spec=spec)
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")
-      variables, opt_state, aux = chunk(variables, opt_state, scene, targets, weights, keys, done, spec, stage_loop)
+      variables, opt_state, aux = chunk(variables, opt_state, scene, targets, weights, keys, done, spec, stage_loop,
+                                        donate=True)
       aux = jax.device_get(aux)  # the chunk's one host sync
       chunks.append(aux)
       done += spec.length

@@ -23,7 +23,10 @@ identity 2, identity_hat 2, content 50, pixel 1, landmark 0.001 (Eq. 12, canvas
 pixels), reg_shape 0.05, reg_expression 0.01, reg_light 0.01. Additions:
 ``align`` (mean squared landmark error in canvas/100 px: the paper's 0.001 x
 ||dL|| alone does not hold the camera once the image terms pull) and
-``reg_texture`` (mean square of the N(0, 1) texture latent).
+``reg_texture`` (mean square of the N(0, 1) texture latent) and ``sparse_expression``
+(mean absolute expression value: an L1 prior, so a face uses few blendshapes) and
+``light_chroma`` (variance across R, G, B of the light's colour and ambient terms: white light unless the
+photo demands colour; without it the light drifts to a grey/green cast the texture then compensates).
 
 Priors of the id-hat render (substitutes for the paper's 300W-3D statistics):
 expression activations ``clip(N(0, 0.5), 0, 1)`` for blendshape models
@@ -51,7 +54,8 @@ from ganfit_jax.scene import Scene
 from ganfit_jax.types import EXPRESSION_BLENDSHAPE, FaceParams
 
 IMAGE_TERMS = ("identity", "identity_hat", "content", "pixel")
-TERMS = IMAGE_TERMS + ("landmark", "align", "reg_shape", "reg_expression", "reg_light", "reg_texture")
+TERMS = IMAGE_TERMS + ("landmark", "align", "reg_shape", "reg_expression", "sparse_expression", "reg_light",
+                       "light_chroma", "reg_texture")
 
 
 @struct.dataclass(kw_only=True)
@@ -66,7 +70,9 @@ class LossWeights:
   align: jax.Array
   reg_shape: jax.Array
   reg_expression: jax.Array
+  sparse_expression: jax.Array
   reg_light: jax.Array
+  light_chroma: jax.Array
   reg_texture: jax.Array
 
   @classmethod
@@ -171,6 +177,12 @@ def render_face(scene: Scene, face: FaceParams, background, *, size: Optional[in
   return out, mask, texture
 
 
+def light_chroma(light):
+  """Variance across the three channels of the light's colour and ambient terms (0 for white light)."""
+  _, colour, ambient = lighting.split(light)
+  return jnp.var(colour) + jnp.var(ambient)
+
+
 def project_landmarks(scene: Scene, face: FaceParams):
   """(68, 2) canvas pixels of the model's landmarks."""
   lm3d = morphable.landmark_points(scene.model, face.shape, face.expression)
@@ -191,7 +203,9 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
       landmark=losses.landmark_loss(jnp.sqrt(w)[:, None] * lm2d, jnp.sqrt(w)[:, None] * target.landmarks),
       reg_shape=losses.l2_reg(face.shape),
       reg_expression=losses.l2_reg(face.expression),
+      sparse_expression=jnp.mean(jnp.abs(face.expression)) if face.expression.size else jnp.zeros(()),
       reg_light=losses.l2_reg(variables.light),
+      light_chroma=light_chroma(face.light),
       reg_texture=losses.l2_reg(variables.texture))
   if images:
     if not scene.has_images:

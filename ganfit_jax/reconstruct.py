@@ -32,6 +32,7 @@ from ganfit_jax.face import align
 from ganfit_jax.nets import identity as identity_lib
 from ganfit_jax.outputs import images, meshes
 from ganfit_jax.outputs.files import atomic_dir
+from ganfit_jax.texture import detail
 from ganfit_jax.texture import models as texture_models
 from ganfit_jax.types import FaceParams
 
@@ -53,17 +54,37 @@ class Result:
   shared_with: Sequence[str] = ()
 
 
-def render_outputs(scene: scene_lib.Scene, f: FaceParams, canvas, embedding, align_matrix, *, render_size: int):
-  """Everything the output files show, in one compiled call (one example)."""
+def render_outputs(scene: scene_lib.Scene, f: FaceParams, canvas, embedding, align_matrix, texture, *,
+                   render_size: int):
+  """Everything the output files show, in one compiled call (one example; ``texture`` the final map)."""
   return compiled.call(functools.partial(_render_outputs, render_size=render_size), scene, f,
                        jnp.asarray(canvas, jnp.float32), jnp.asarray(embedding, jnp.float32),
-                       jnp.asarray(align_matrix, jnp.float32), name="render_outputs", static=render_size)
+                       jnp.asarray(align_matrix, jnp.float32), jnp.asarray(texture, jnp.float32),
+                       name="render_outputs", static=render_size)
 
 
-def _render_outputs(scene, f, canvas, embedding, align_matrix, *, render_size: int):
+def output_texture(scene: scene_lib.Scene, f: FaceParams, detail_canvas=None, lay=None):
+  """The final texture at ``scene.texture_size``: the fitted texture composed (neck prior, eyes), with the
+  photo's detail blended in when ``detail_canvas`` (the prepared face's detail crop) is given."""
+  if detail_canvas is None:
+    return compiled.call(lambda sc, lat: (sc.texture_image(lat),), scene, f.texture, name="compose_texture")[0]
+  scale = detail_canvas.shape[0] / scene.canvas_size
+  c2d = jnp.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]], jnp.float32)
+
+  def run(sc, f, photo, lay, c2d):
+    verts = morphable.vertices(sc.model, f.shape, f.expression)
+    tex, conf = detail.photo_detail(photo, verts, sc.model.triangles, f.camera, f.light, sc.texture_image(f.texture),
+                                    c2d, lay, sc.face_weight, sc.cheeks, canvas_size=sc.canvas_size)
+    return tex, conf
+
+  photo = jnp.asarray(np.asarray(detail_canvas, np.float32) / 255.0 if np.asarray(detail_canvas).dtype == np.uint8
+                      else detail_canvas, jnp.float32)
+  return compiled.call(run, scene, f, photo, lay, c2d, name="photo_detail")[0]
+
+
+def _render_outputs(scene, f, canvas, embedding, align_matrix, texture, *, render_size: int):
   s = scene.canvas_size
   r = render_size
-  texture = scene.texture_image(f.texture)
   verts = morphable.vertices(scene.model, f.shape, f.expression)
   # one batch of two renders at render_size: the fitted face, and its shape alone (flat grey albedo,
   # default light); the canvas-sized pictures are downsampled from them (anti-aliased edges)
@@ -79,7 +100,7 @@ def _render_outputs(scene, f, canvas, embedding, align_matrix, *, render_size: i
   alpha = small(masks[0].astype(jnp.float32))[..., None]
   overlay = canvas * (1.0 - alpha) + small(views[0]) * alpha
   emb, _ = scene.identity(align.warp_affine(overlay, align_matrix, 112, 112))
-  return dict(overlay=overlay, alone=views[0], alone_small=small(views[0]), shape=small(views[1]), texture=texture,
+  return dict(overlay=overlay, alone=views[0], alone_small=small(views[0]), coverage=alpha[..., 0], shape=small(views[1]), texture=texture,
               vertices=verts, neutral=morphable.vertices(scene.model, f.shape),
               landmarks=objective.project_landmarks(scene, f), identity_cosine=numerics.cosine(emb, embedding))
 
@@ -107,6 +128,14 @@ def _used(name_or_path: str, asset_names: Dict[str, str]) -> dict:
   return {os.path.abspath(name_or_path): assets.sha256_file(name_or_path)[:16]}
 
 
+def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
+  """(num, 68) weights of the landmark terms: ``jaw_weight`` on the 17 jaw-contour points (iBUG 0-16, which
+  are silhouette points of the photo but fixed vertices of the model), 1 elsewhere."""
+  w = np.ones((num, 68), np.float32)
+  w[:, :17] = jaw_weight
+  return w
+
+
 class Reconstructor:
   """Loads the scene of a ``configs/fit.py`` config once; fits and writes photos."""
 
@@ -116,8 +145,11 @@ class Reconstructor:
     texture = texture_models.load(cfg.texture_model)
     net = identity_lib.load(cfg.identity_net)
     self.scene = scene_lib.make(model, texture, net, canvas_size=cfg.canvas_size, texture_size=cfg.texture_size)
+    self.out_scene = scene_lib.make(model, texture, net, canvas_size=cfg.canvas_size,
+                                    texture_size=cfg.output_texture_size)
+    self.detail_layout = detail.detail_layout(model, cfg.output_texture_size) if cfg.texture_detail else None
     self.schedule = fitting.schedule_from_config(cfg, zero_first_init=texture.kind == "pca")
-    self.render_size = int(cfg.get("render_size", 512))
+    self.render_size = int(cfg.render_size)
 
   @property
   def model(self):
@@ -132,7 +164,8 @@ class Reconstructor:
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     if not np.all(np.isfinite(images_)) or not np.all(np.isfinite(lms)):
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
-    targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms))
+    targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms),
+                                        landmark_weights(len(prepared), float(self.cfg.jaw_weight)))
     res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
                       shared_identity=shared_identity, progress=progress)
     out = []
@@ -173,8 +206,10 @@ class Reconstructor:
     t0 = time.perf_counter()
     f, s = r.face, self.cfg.canvas_size
     canvas = r.prepared.canvas.astype(np.float32)
-    o = jax.device_get(render_outputs(self.scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
-                                      jnp.asarray(r.align_matrix), render_size=self.render_size))
+    use_detail = self.detail_layout is not None and r.prepared.detail is not None
+    texture = output_texture(self.out_scene, f, r.prepared.detail if use_detail else None, self.detail_layout)
+    o = jax.device_get(render_outputs(self.out_scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
+                                      jnp.asarray(r.align_matrix), texture, render_size=self.render_size))
     lm_photo = face.apply_affine(face.invert_affine(r.prepared.to_canvas), o["landmarks"])
     # render.png: the face alone on grey, at its place in the photo, the photo's size
     photo_to_render = np.asarray(r.prepared.to_canvas, np.float64) * (self.render_size / s)
@@ -204,6 +239,7 @@ class Reconstructor:
           identity_cosine_photo_vs_render=round(float(o["identity_cosine"]), 4),
           identity_cosine_note="fitting network on the final render composited over the photo, 112 crop",
           identity_net=self.scene.identity.name, texture_model=self.scene.texture.kind, model=self.model.name,
+          texture_detail=bool(use_detail), texture_size=int(o["texture"].shape[0]),
           landmarks_photo_px=np.asarray(lm_photo).round(2).tolist(),
           landmarks_3d_mm=np.asarray(o["vertices"][np.asarray(self.model.landmarks)]).round(3).tolist(),
           faces_detected=r.prepared.num_faces, photo_size=list(r.prepared.photo_shape),

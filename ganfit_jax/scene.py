@@ -5,7 +5,9 @@ function (fit step, target preparation, output rendering), so one compilation
 serves every photo and call. Build it with :func:`make` (or :func:`load`).
 
 Texture composition (:func:`Scene.texture_image`): the texture model's decoded
-map (T_model) is resized to ``texture_size`` and the layout's fixed texels are
+map (T_model) is resized to ``texture_size``; below the jaw line it fades to the
+face's own cheek colour (``texture.detail.face_weight``: the texture model learnt
+collars and ties from its training photos), and the layout's fixed texels are
 laid over it: the eye discs (``texture.layout.eye_fill``), which no face
 texture model has seen.
 """
@@ -16,6 +18,7 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ganfit_jax.nets.identity import IdentityNet
@@ -34,6 +37,8 @@ class Scene:
     identity: the identity network, or None (landmark-only fits).
     overlay: (S, S, 3) fixed texels laid over the decoded texture (the eyes).
     overlay_mask: (S, S) float in [0, 1], where ``overlay`` applies.
+    face_weight: (S, S) float in [0, 1]: 1 on the face, 0 on the neck (the skin prior's weight).
+    cheeks: (S, S) float, the texels whose mean colour is the neck's skin colour.
     canvas_size: the fitting canvas side in pixels (static).
     texture_size: S, the side of the composed texture (static).
   """
@@ -43,6 +48,8 @@ class Scene:
   identity: Optional[IdentityNet]
   overlay: jnp.ndarray
   overlay_mask: jnp.ndarray
+  face_weight: jnp.ndarray
+  cheeks: jnp.ndarray
   canvas_size: int = struct.field(pytree_node=False, default=224)
   texture_size: int = struct.field(pytree_node=False, default=DEFAULT_TEXTURE_SIZE)
 
@@ -58,12 +65,20 @@ class Scene:
     return self.compose(self.texture.decode(latent))
 
   def compose(self, texture):
-    """Resizes a (T, T, 3) texture to (S, S, 3) and lays the fixed texels over it."""
+    """Resizes a (T, T, 3) texture to (S, S, 3), applies the neck's skin prior, lays the fixed texels over it."""
     s = self.texture_size
     if texture.shape[:2] != (s, s):
       texture = jax.image.resize(texture, (s, s, 3), "linear")
+    texture = self.neck_prior(texture)
     m = self.overlay_mask[..., None]
     return texture * (1.0 - m) + self.overlay * m
+
+  def neck_prior(self, texture):
+    """Below the jaw line, fades an (S, S, 3) texture to the mean colour of its cheeks."""
+    c = self.cheeks[..., None]
+    tone = jnp.sum(texture * c, (0, 1)) / jnp.maximum(jnp.sum(c), 1.0)
+    w = self.face_weight[..., None]
+    return texture * w + tone[None, None, :] * (1.0 - w)
 
 
 def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity: Optional[IdentityNet] = None,
@@ -73,10 +88,13 @@ def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity
     raise ValueError(f"canvas_size must be >= 32 pixels, got {canvas_size}")
   if texture_size < 8:
     raise ValueError(f"texture_size must be >= 8 texels, got {texture_size}")
+  from ganfit_jax.texture import detail
   tmap = layout.texel_map(model, texture_size)
   colour, mask = layout.eye_fill(tmap)
+  face = np.where(tmap.mask, detail.face_weight(model, tmap), 1.0)
   return Scene(model=model, texture=texture, identity=identity, overlay=jnp.asarray(colour),
-               overlay_mask=jnp.asarray(mask, jnp.float32), canvas_size=int(canvas_size),
+               overlay_mask=jnp.asarray(mask, jnp.float32), face_weight=jnp.asarray(face, jnp.float32),
+               cheeks=jnp.asarray(detail.cheek_mask(model, tmap), jnp.float32), canvas_size=int(canvas_size),
                texture_size=int(texture_size))
 
 

@@ -37,6 +37,28 @@ def test_weights_by_name_only():
     objective.LossWeights(1.0, 2.0)  # positional construction is refused
 
 
+def test_priors_light_chroma_sparse_expression_and_jaw_weight():
+  from ganfit_jax import lighting
+  from ganfit_jax.reconstruct import landmark_weights
+  assert float(objective.light_chroma(lighting.default_light())) == 0.0
+  green = lighting.make_light(colour=(0.5, 0.7, 0.5), ambient=(0.5, 0.5, 0.5))
+  assert float(objective.light_chroma(green)) > 0
+  g = jax.grad(objective.light_chroma)(green)  # descent moves green towards the other channels
+  assert float(g[4]) > 0 and float(g[3]) < 0 and float(g[5]) < 0
+  w = landmark_weights(2, 0.2)
+  assert w.shape == (2, 68) and np.all(w[:, :17] == 0.2) and np.all(w[:, 17:] == 1.0)
+  # the default config's stages are valid schedules carrying the retuned priors
+  sys.path.insert(0, os.path.join(ROOT, "configs"))
+  import fit as fit_config
+  for preset in ("fast", "paper", "tiny"):
+    sched = fitting.schedule_from_config(fit_config.get_config(preset))
+    for st in sched.stages:
+      w = dict(st.weights)
+      assert w["reg_shape"] >= 1.0 and w["sparse_expression"] > 0, (preset, st.name, w)
+      objective.LossWeights.create(**w)
+    assert dict(sched.stages[-1].weights)["light_chroma"] > 0
+
+
 def test_stage_and_schedule_validation():
   with pytest.raises(ValueError, match="unknown parameter group"):
     fitting.Stage("s", 3, (("align", 1.0),), ("shape", "nose"))
@@ -94,6 +116,17 @@ def test_scan_chunk_equals_single_steps(tiny):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
   assert aux_a["loss"].shape == (3, 2, 1)
   assert not np.allclose(np.asarray(va.texture), np.asarray(v0.texture))  # it moved
+  # donated: the step reuses the variables' and optimiser state's buffers (same result), the caller's
+  # arrays given to fit() as init stay usable
+  v1 = jax.tree_util.tree_map(jnp.copy, v0)
+  s1 = fitting.init_opt_state(v1, spec=spec)
+  vc, _, _ = fitting.chunk(v1, s1, sc, tg, w, keys, 5, spec, "scan", donate=True)
+  assert v1.texture.is_deleted() and not v0.texture.is_deleted()
+  np.testing.assert_allclose(np.asarray(vc.texture), np.asarray(va.texture), rtol=1e-6, atol=1e-7)
+  init = jax.tree_util.tree_map(lambda x: x[:, 0], v0)
+  sched = fitting.Schedule(stages=(fitting.Stage("s", 3, FULL, ALL),), learning_rates=LRS)
+  fitting.fit(sc, tg, sched, key=jax.random.key(0), init=init)
+  assert not any(x.is_deleted() for x in jax.tree_util.tree_leaves(init))
 
 
 def test_shared_identity_is_the_mean_of_per_photo_steps(tiny):

@@ -236,3 +236,45 @@ def test_pack_tool_and_train_gan_read_packed_data(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   recs = [json.loads(l) for l in open(tmp_path / "gan" / "losses.jsonl")]
   assert recs and recs[-1]["images"] == 48 and all(np.isfinite(r["d_loss"]) for r in recs)
+
+
+def test_photo_detail_recovers_albedo_and_fixes_base_colour(ict_model):
+  """A photo rendered from a known albedo under a known light: photo detail returns that albedo where the
+  photo sees the face, gives the unseen skin the photo's skin chroma (not the base's green cast), and puts
+  the cheek colour on the neck."""
+  from ganfit_jax.texture import detail
+  t, canvas = 128, 112
+  tmap = layout.texel_map(ict_model, t)
+  ii, jj = np.meshgrid(np.arange(t), np.arange(t), indexing="ij")
+  skin = np.array([0.75, 0.55, 0.45], np.float32)
+  albedo = (skin[None, None, :] * (0.85 + 0.15 * np.sin(ii / 5.0) * np.cos(jj / 7.0))[..., None]).astype(np.float32)
+  cam = camera.orbit_camera(yaw=0.0)
+  verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
+  light = lighting.make_light(colour=(0.5, 0.5, 0.5), ambient=(0.6, 0.6, 0.6))
+  photo = pipeline.render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(albedo),
+                          cam, light, height=2 * canvas, width=2 * canvas).image
+  base = jnp.full((t, t, 3), 0.5) * jnp.array([[[0.8, 1.1, 0.8]]])  # a grey-green base texture
+  lay = detail.detail_layout(ict_model, t)
+  face_w = detail.face_weight(ict_model, tmap)
+  cheeks = detail.cheek_mask(ict_model, tmap)
+  c2p = jnp.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+  out, conf = detail.photo_detail_jit(photo, verts, ict_model.triangles, cam, light, base, c2p, lay,
+                                      jnp.asarray(face_w), jnp.asarray(cheeks), canvas_size=canvas)
+  out, conf = np.asarray(out), np.asarray(conf)
+  assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
+  skin_t = tmap.mask & (tmap.material == 0)
+  seen = skin_t & (conf > 0.99) & (face_w > 0.99)
+  assert seen.sum() > 0.15 * skin_t.sum()
+  err = np.abs(out - albedo)[seen].mean()
+  base_err = np.abs(np.asarray(base) - albedo)[seen].mean()
+  assert err < 0.05 and err < 0.3 * base_err, (err, base_err)  # the photo's albedo, not the base
+  # skin the photo never saw (conf 0) on the face: the base's luminance with the photo's skin chroma
+  unseen = skin_t & (conf == 0) & (face_w > 0.99)
+  assert unseen.sum() > 100
+  chroma = out[unseen] / out[unseen].mean(-1, keepdims=True)
+  np.testing.assert_allclose(np.median(chroma, 0), skin / skin.mean(), atol=0.05)
+  # the neck (face weight 0): one colour, the cheeks'
+  neck = tmap.mask & (face_w == 0)
+  assert neck.sum() > 100
+  np.testing.assert_allclose(out[neck].std(0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(out[neck][0] / out[neck][0].mean(), skin / skin.mean(), atol=0.05)

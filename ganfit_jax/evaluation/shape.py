@@ -130,43 +130,61 @@ def _nearest_of(q, corners, flat_q, flat_t, best_d, best_p, best_t, chunk=200_00
 
 
 def _flatten(lists):
-  counts = np.fromiter((len(c) for c in lists), np.int64, len(lists))
-  return np.repeat(np.arange(len(lists)), counts), (np.concatenate([np.asarray(c, np.int64) for c in lists])
-                                                    if counts.sum() else np.zeros(0, np.int64))
+  import itertools
+  counts = np.fromiter(map(len, lists), np.int64, len(lists))
+  flat = np.fromiter(itertools.chain.from_iterable(lists), np.int64, int(counts.sum()))
+  return np.repeat(np.arange(len(lists)), counts), flat
 
 
-def closest_points(query: np.ndarray, mesh: Mesh, k: int = 8) -> Closest:
-  """Exact closest points on ``mesh``'s surface (its vertices for a point cloud) to each query point.
+class SurfaceIndex:
+  """Exact closest-point queries on one mesh's surface (its vertices for a point cloud), trees built once.
 
   The k triangles with the nearest centroids give an upper bound d on each query's distance; a triangle
   of circumradius R (about its centroid) can only be nearer if its centroid lies within d + R. Triangles
   are grouped by R (powers of two), one KD-tree per group, and every group is searched within its own
   d + R_max: exact, and cheap where most triangles are small.
   """
-  from scipy.spatial import cKDTree
-  q = np.asarray(query, np.float64).reshape(-1, 3)
-  v, t = mesh.vertices, mesh.triangles
-  if not t.size:
-    dv, iv = cKDTree(v).query(q)
-    return Closest(v[iv], dv, -np.ones(len(q), np.int64))
-  corners = v[t]  # (F, 3, 3)
-  centroid = corners.mean(1)
-  radius = np.linalg.norm(corners - centroid[:, None], axis=2).max(1)
-  best_d = np.full(len(q), np.inf)
-  best_p = np.zeros_like(q)
-  best_t = np.full(len(q), -1, np.int64)
-  kk = min(k, len(t))
-  _, near = cKDTree(centroid).query(q, kk)
-  near = near.reshape(len(q), kk)
-  _nearest_of(q, corners, np.repeat(np.arange(len(q)), kk), near.reshape(-1), best_d, best_p, best_t)
-  level = np.floor(np.log2(np.maximum(radius, 1e-6))).astype(np.int64)
-  for lv in np.unique(level):
-    members = np.flatnonzero(level == lv)
-    r_max = radius[members].max()
-    lists = cKDTree(centroid[members]).query_ball_point(q, best_d + r_max + 1e-9)
-    fq, local = _flatten(lists)
-    _nearest_of(q, corners, fq, members[local], best_d, best_p, best_t)
-  return Closest(best_p, best_d, best_t)
+
+  def __init__(self, mesh: Mesh, k: int = 8):
+    from scipy.spatial import cKDTree
+    self.mesh = mesh
+    v, t = mesh.vertices, mesh.triangles
+    if not t.size:
+      self.vertex_tree = cKDTree(v)
+      return
+    self.corners = v[t]  # (F, 3, 3)
+    centroid = self.corners.mean(1)
+    radius = np.linalg.norm(self.corners - centroid[:, None], axis=2).max(1)
+    self.k = min(k, len(t))
+    self.tree = cKDTree(centroid)
+    level = np.floor(np.log2(np.maximum(radius, 1e-6))).astype(np.int64)
+    self.levels = []
+    for lv in np.unique(level):
+      members = np.flatnonzero(level == lv)
+      self.levels.append((members, float(radius[members].max()), cKDTree(centroid[members])))
+
+  def query(self, points: np.ndarray, exact: bool = True) -> Closest:
+    """Closest surface points; ``exact=False`` stops after the k nearest centroids' triangles (what ICP
+    uses for its correspondences: almost always the same point, several times faster)."""
+    q = np.asarray(points, np.float64).reshape(-1, 3)
+    if not self.mesh.triangles.size:
+      dv, iv = self.vertex_tree.query(q)
+      return Closest(self.mesh.vertices[iv], dv, -np.ones(len(q), np.int64))
+    best_d = np.full(len(q), np.inf)
+    best_p = np.zeros_like(q)
+    best_t = np.full(len(q), -1, np.int64)
+    _, near = self.tree.query(q, self.k)
+    near = near.reshape(len(q), self.k)
+    _nearest_of(q, self.corners, np.repeat(np.arange(len(q)), self.k), near.reshape(-1), best_d, best_p, best_t)
+    for members, r_max, tree in (self.levels if exact else ()):
+      fq, local = _flatten(tree.query_ball_point(q, best_d + r_max + 1e-9, return_sorted=False))
+      _nearest_of(q, self.corners, fq, members[local], best_d, best_p, best_t)
+    return Closest(best_p, best_d, best_t)
+
+
+def closest_points(query: np.ndarray, mesh: Mesh) -> Closest:
+  """Exact closest points on ``mesh``'s surface (its vertices for a point cloud) to each query point."""
+  return SurfaceIndex(mesh).query(query)
 
 
 # --------------------------------------------------------------------------- #
@@ -201,26 +219,26 @@ def icp(pred: Mesh, scan: Mesh, scale: bool = True, iterations: int = 30, trim: 
         tol: float = 1e-6, max_points: int = 4000) -> Tuple[Mesh, Tuple[float, np.ndarray, np.ndarray]]:
   """Refines ``pred``'s placement on ``scan``: scan points -> closest points on pred's surface -> Umeyama.
 
-  Returns the moved prediction and the total (s, R, t) applied. ``trim``: the fraction of worst pairs
-  left out of each estimate (robust to a scan that covers more than the prediction); ``max_points``:
-  an evenly strided subset of the scan's points drives the estimate (the final distances of a
-  protocol use every point).
+  Returns the moved prediction and the (s, R, t) applied. ``trim``: the fraction of worst pairs left out
+  of each estimate (robust to a scan that covers more than the prediction); ``max_points``: an evenly
+  strided subset of the scan's points drives the estimate. The prediction's surface index is built once:
+  each iteration maps the scan points into the prediction's frame instead of moving the prediction
+  (closest points are unchanged by a similarity transform).
   """
-  total_s, total_r, total_t = 1.0, np.eye(3), np.zeros(3)
-  cur = pred
-  prev = np.inf
+  index = SurfaceIndex(pred)
   pts = scan.vertices[::max(1, len(scan.vertices) // max_points)]
+  s, r, t = 1.0, np.eye(3), np.zeros(3)
+  prev = np.inf
   for _ in range(iterations):
-    c = closest_points(pts, cur)
+    local = ((pts - t) @ r) / s  # scan points in the prediction's frame
+    c = index.query(local, exact=False)
     keep = c.distance <= np.quantile(c.distance, 1.0 - trim) if trim > 0 else np.ones(len(c.distance), bool)
     s, r, t = umeyama(c.points[keep], pts[keep], scale=scale)
-    cur = cur.transformed(s, r, t)
-    total_s, total_r, total_t = s * total_s, r @ total_r, s * r @ total_t + t
-    err = float(c.distance[keep].mean())
+    err = float(c.distance[keep].mean()) * s
     if abs(prev - err) < tol * max(err, 1e-9):
       break
     prev = err
-  return cur, (total_s, total_r, total_t)
+  return pred.transformed(s, r, t), (s, r, t)
 
 
 def align(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landmarks: np.ndarray, *,
