@@ -273,6 +273,10 @@ def test_photo_detail_recovers_albedo_and_fixes_base_colour(ict_model):
   assert unseen.sum() > 100
   chroma = out[unseen] / out[unseen].mean(-1, keepdims=True)
   np.testing.assert_allclose(np.median(chroma, 0), skin / skin.mean(), atol=0.05)
+  # the eye caps keep the base's texels
+  eye = tmap.mask & (tmap.material != 0)
+  assert eye.sum() > 50
+  np.testing.assert_allclose(out[eye], np.asarray(base)[eye], atol=1e-6)
   # the neck (face weight 0): one colour, the cheeks'
   neck = tmap.mask & (face_w == 0)
   assert neck.sum() > 100

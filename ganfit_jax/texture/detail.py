@@ -14,7 +14,8 @@ After a fit, :func:`photo_detail`:
    pyramid: low frequencies blend over wide regions, high ones over narrow ones, so no seam shows);
 6. lays the skin prior over the neck (:func:`face_weight`): below the jaw line the texture fades to the
    face's own skin colour, so collars and ties (in the texture model's training photos and in the photo
-   itself) stay off the face mesh.
+   itself) stay off the face mesh;
+7. keeps the scene's fixed eye texels (sclera, iris, pupil) on the eye caps.
 
 Every step is a pure JAX function of arrays (``photo_detail_jit``: compiled once per resolution).
 """
@@ -178,6 +179,10 @@ def photo_detail(photo, vertices, triangles, face_camera, face_light, base_textu
   tone = jnp.sum(blended * cw[..., None], (0, 1)) / jnp.maximum(jnp.sum(cw), 1e-3)
   f = face[..., None]
   out = jnp.where(lay.mask[..., None], blended * f + tone[None, None, :] * (1 - f), base_texture)
+  # the eyes keep the scene's fixed eye texels: in UV the eye discs border unrelated skin, whose low
+  # frequencies the pyramid would otherwise spread over them (pale, iris-less eyes)
+  eye = lay.mask & ~lay.skin
+  out = jnp.where(eye[..., None], base_texture, out)
   return out, conf
 
 
