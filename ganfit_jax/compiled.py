@@ -97,6 +97,8 @@ def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0)
     donate: the first ``donate`` arguments' buffers are donated to the outputs (the caller must not use
       them afterwards; e.g. the optimiser's variables and state, replaced by the step's outputs).
   """
+  if not 0 <= donate <= len(args):
+    raise ValueError(f"donate={donate} must count leading arguments (0..{len(args)})")
   leaves, in_tree = jax.tree_util.tree_flatten(args)
   donated = tuple(range(len(jax.tree_util.tree_leaves(args[:donate]))))
   # committed to the default device, as outputs of a compiled call are: a first call with fresh

@@ -131,6 +131,8 @@ def _used(name_or_path: str, asset_names: Dict[str, str]) -> dict:
 def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
   """(num, 68) weights of the landmark terms: ``jaw_weight`` on the 17 jaw-contour points (iBUG 0-16, which
   are silhouette points of the photo but fixed vertices of the model), 1 elsewhere."""
+  if not np.isfinite(jaw_weight) or jaw_weight < 0:
+    raise ValueError(f"jaw_weight={jaw_weight} must be a finite number >= 0 (configs/fit.py: --config.jaw_weight)")
   w = np.ones((num, 68), np.float32)
   w[:, :17] = jaw_weight
   return w

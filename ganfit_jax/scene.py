@@ -22,7 +22,7 @@ import numpy as np
 from flax import struct
 
 from ganfit_jax.nets.identity import IdentityNet
-from ganfit_jax.texture import layout
+from ganfit_jax.texture import detail, layout
 from ganfit_jax.texture.models import TextureModel
 from ganfit_jax.types import MorphableModel
 
@@ -75,10 +75,7 @@ class Scene:
 
   def neck_prior(self, texture):
     """Below the jaw line, fades an (S, S, 3) texture to the mean colour of its cheeks."""
-    c = self.cheeks[..., None]
-    tone = jnp.sum(texture * c, (0, 1)) / jnp.maximum(jnp.sum(c), 1.0)
-    w = self.face_weight[..., None]
-    return texture * w + tone[None, None, :] * (1.0 - w)
+    return detail.neck_prior(texture, self.face_weight, self.cheeks)
 
 
 def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity: Optional[IdentityNet] = None,
@@ -88,7 +85,6 @@ def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity
     raise ValueError(f"canvas_size must be >= 32 pixels, got {canvas_size}")
   if texture_size < 8:
     raise ValueError(f"texture_size must be >= 8 texels, got {texture_size}")
-  from ganfit_jax.texture import detail
   tmap = layout.texel_map(model, texture_size)
   colour, mask = layout.eye_fill(tmap)
   face = np.where(tmap.mask, detail.face_weight(model, tmap), 1.0)

@@ -102,6 +102,15 @@ def test_astronaut_landmarks_plausible(astronaut_rgb):
   assert lm[19, 1] < lm[30, 1] < lm[62, 1] < lm[8, 1]
   iod = np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0))
   assert 30 < iod < 70  # eye centres of the 512 px portrait: 43 px apart (measured)
+  # prepared from these landmarks: the canvas and the 4x detail crop; bad landmarks are a FaceInputError
+  img = astronaut_rgb.astype(np.float32) / 255
+  p = face.from_landmarks(img, lm, 224)
+  assert p.canvas.shape == (224, 224, 3) and p.detail.shape == (896, 896, 3) and p.detail.dtype == np.uint8
+  np.testing.assert_allclose(face.apply_affine(p.to_canvas, lm), p.landmarks, atol=1e-3)
+  with pytest.raises(face.FaceInputError, match="68 finite"):
+    face.from_landmarks(img, lm[:5], 224)
+  with pytest.raises(face.FaceInputError, match="68 finite"):
+    face.from_landmarks(img, np.full((68, 2), np.nan), 224)
 
 
 def test_real_lfw_faces_one_each():

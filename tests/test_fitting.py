@@ -47,6 +47,8 @@ def test_priors_light_chroma_sparse_expression_and_jaw_weight():
   assert float(g[4]) > 0 and float(g[3]) < 0 and float(g[5]) < 0
   w = landmark_weights(2, 0.2)
   assert w.shape == (2, 68) and np.all(w[:, :17] == 0.2) and np.all(w[:, 17:] == 1.0)
+  with pytest.raises(ValueError, match="jaw_weight"):
+    landmark_weights(1, -1.0)
   # the default config's stages are valid schedules carrying the retuned priors
   sys.path.insert(0, os.path.join(ROOT, "configs"))
   import fit as fit_config

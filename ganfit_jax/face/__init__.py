@@ -53,6 +53,12 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
 def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1) -> PreparedFace:
   """A :class:`PreparedFace` from an image and 68 landmarks found elsewhere (a cache, a dataset's files)."""
   landmarks68 = np.asarray(landmarks68, np.float32)
+  if landmarks68.shape != (68, 2) or not np.all(np.isfinite(landmarks68)):
+    raise FaceInputError(f"landmarks must be 68 finite (x, y) photo pixels (iBUG order), got shape "
+                         f"{landmarks68.shape}; pass dlib-style 68-point landmarks")
+  image = np.asarray(image)
+  if image.ndim != 3 or image.shape[2] != 3:
+    raise FaceInputError(f"image must be (H, W, 3) RGB, got shape {image.shape}; load it with face.load_image")
   canvas, lm, m = crop_to_canvas(image, landmarks68, size)
   detail, _, _ = crop_to_canvas(image, landmarks68, size * DETAIL_SCALE)
   return PreparedFace(canvas=canvas, landmarks=lm, to_canvas=m, photo_landmarks=landmarks68,

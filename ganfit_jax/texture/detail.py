@@ -69,6 +69,16 @@ def cheek_mask(model, tmap: layout.TexelMap) -> np.ndarray:
   return (lateral & rows).reshape(tmap.size, tmap.size) & tmap.mask & (tmap.material == 0)
 
 
+def neck_prior(texture, face, cheek_weight):
+  """Fades a (T, T, 3) texture to its own skin tone where ``face`` (T, T) is 0 (below the jaw line).
+
+  The tone is the mean colour of the texture over ``cheek_weight`` (T, T), e.g. the cheek texels.
+  """
+  tone = jnp.sum(texture * cheek_weight[..., None], (0, 1)) / jnp.maximum(jnp.sum(cheek_weight), 1e-3)
+  f = face[..., None]
+  return texture * f + tone[None, None, :] * (1.0 - f)
+
+
 class DetailLayout(NamedTuple):
   """The per-texel arrays :func:`photo_detail` needs for one model and texture size (jnp arrays)."""
   triangle: jax.Array
@@ -175,10 +185,7 @@ def photo_detail(photo, vertices, triangles, face_camera, face_light, base_textu
   base = jnp.clip(base, 0.0, 1.0)
   blended = jnp.clip(laplacian_blend(base, albedo, conf * face), 0.0, 1.0)
   # skin prior below the jaw line: the face's own cheek colour (weighted to the texels the photo saw)
-  cw = cheeks * (0.25 + conf)
-  tone = jnp.sum(blended * cw[..., None], (0, 1)) / jnp.maximum(jnp.sum(cw), 1e-3)
-  f = face[..., None]
-  out = jnp.where(lay.mask[..., None], blended * f + tone[None, None, :] * (1 - f), base_texture)
+  out = jnp.where(lay.mask[..., None], neck_prior(blended, face, cheeks * (0.25 + conf)), base_texture)
   # the eyes keep the scene's fixed eye texels: in UV the eye discs border unrelated skin, whose low
   # frequencies the pyramid would otherwise spread over them (pale, iris-less eyes)
   eye = lay.mask & ~lay.skin
@@ -190,4 +197,5 @@ photo_detail_jit = jax.jit(photo_detail, static_argnames=("canvas_size",))
 
 
 __all__ = ["photo_detail", "photo_detail_jit", "detail_layout", "DetailLayout", "face_weight", "cheek_mask",
+           "neck_prior",
            "laplacian_blend", "shading"]
