@@ -23,9 +23,10 @@ import functools
 import hashlib
 import os
 import pickle
-from typing import Callable, Dict, Hashable, Tuple
+from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 _MEMORY: Dict[Tuple, Tuple[Callable, list]] = {}
 _COUNTS: Dict[str, int] = {}
@@ -86,7 +87,22 @@ def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree, donate: T
   return jax.jit(exp.call, donate_argnums=donate), out_tree
 
 
-def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0):
+def _sharded(x, mesh) -> bool:
+  return isinstance(getattr(x, "sharding", None), NamedSharding) and x.sharding.mesh == mesh
+
+
+def _build_spmd(fn: Callable, in_tree, donate: Tuple[int, ...]):
+  out_tree = []
+
+  def flat(*ls):
+    out_leaves, tree = jax.tree_util.tree_flatten(fn(*jax.tree_util.tree_unflatten(in_tree, ls)))
+    out_tree.append(tree)
+    return out_leaves
+
+  return jax.jit(flat, donate_argnums=donate), out_tree
+
+
+def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0, mesh: Optional[Mesh] = None):
   """``fn(*args)`` through a cached, exported compilation (see the module docstring).
 
   Args:
@@ -96,17 +112,32 @@ def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0)
     static: a hashable description of everything bound into ``fn``.
     donate: the first ``donate`` arguments' buffers are donated to the outputs (the caller must not use
       them afterwards; e.g. the optimiser's variables and state, replaced by the step's outputs).
+    mesh: run SPMD over this device mesh (more than one device): arguments already placed on it (e.g. a
+      batch axis sharded with ``NamedSharding``) keep their placement, the others are replicated, and the
+      program is a plain ``jax.jit`` (XLA partitions it; the persistent compilation cache still applies,
+      the exported-program cache does not: an exported program is tied to one device count).
   """
   if not 0 <= donate <= len(args):
     raise ValueError(f"donate={donate} must count leading arguments (0..{len(args)})")
   leaves, in_tree = jax.tree_util.tree_flatten(args)
   donated = tuple(range(len(jax.tree_util.tree_leaves(args[:donate]))))
-  # committed to the default device, as outputs of a compiled call are: a first call with fresh
-  # (uncommitted) inputs and a second one with the first's outputs then share one program
-  leaves = jax.device_put(leaves, jax.devices()[0])
-  mem_key = (name, static, in_tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), donated)
+  spmd = mesh is not None and mesh.size > 1
+  if spmd:
+    replicated = NamedSharding(mesh, PartitionSpec())
+    leaves = [x if _sharded(x, mesh) else jax.device_put(x, replicated) for x in leaves]
+    placement = tuple(str(x.sharding.spec) for x in leaves)
+  else:
+    # committed to this process's first device, as outputs of a compiled call are: a first call with fresh
+    # (uncommitted) inputs and a second one with the first's outputs then share one program
+    leaves = jax.device_put(leaves, jax.local_devices()[0])
+    placement = ()
+  mem_key = (name, static, in_tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), donated, placement,
+             None if mesh is None else (tuple(mesh.shape.items()), tuple(d.id for d in mesh.devices.flat)))
   if mem_key not in _MEMORY:
-    _MEMORY[mem_key] = _build(fn, name, static, leaves, in_tree, donated)
+    if spmd:
+      _MEMORY[mem_key] = _build_spmd(fn, in_tree, donated)
+    else:
+      _MEMORY[mem_key] = _build(fn, name, static, leaves, in_tree, donated)
     _COUNTS[name] = _COUNTS.get(name, 0) + 1
   f, out_tree = _MEMORY[mem_key]
   out = f(*leaves)

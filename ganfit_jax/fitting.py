@@ -187,11 +187,12 @@ def _step(spec: ChunkSpec, variables, opt_state, scene, targets, weights, keys, 
 
 
 def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
-              keys, start, *, spec: ChunkSpec, donate: bool = False):
+              keys, start, *, spec: ChunkSpec, donate: bool = False, mesh=None):
   """``spec.length`` steps (from step index ``start``) in one ``lax.scan``; aux per step (K, B, N).
 
   ``keys``: (B, N) raw PRNG key data (``jax.random.key_data``). ``donate``: the buffers of ``variables``
-  and ``opt_state`` are reused for the outputs (do not use them afterwards).
+  and ``opt_state`` are reused for the outputs (do not use them afterwards). ``mesh``: SPMD over these
+  devices (:func:`ganfit_jax.compiled.call`; the photo axis already sharded by :func:`fit`).
   """
 
   def scan(variables, opt_state, scene, targets, weights, keys, start):
@@ -204,18 +205,18 @@ def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, wei
     return v, s, aux
 
   return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, jnp.int32(start),
-                       name="fit_chunk", static=spec, donate=2 if donate else 0)
+                       name="fit_chunk", static=spec, donate=2 if donate else 0, mesh=mesh)
 
 
 def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
-             keys, step, *, spec: ChunkSpec, donate: bool = False):
-  """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``: as :func:`run_chunk`."""
+             keys, step, *, spec: ChunkSpec, donate: bool = False, mesh=None):
+  """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``, ``mesh``: as :func:`run_chunk`."""
   return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
-                       jnp.int32(step), name="fit_step", static=spec, donate=2 if donate else 0)
+                       jnp.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
 
 
 def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str,
-          donate: bool = False):
+          donate: bool = False, mesh=None):
   """K steps from ``start``; aux (K, B, N), still on the device (``donate``: as :func:`run_chunk`).
 
   ``loop='scan'``: one compiled ``lax.scan`` of K steps (:func:`run_chunk`).
@@ -225,13 +226,13 @@ def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec:
   2-core CPU), so CPUs use this loop.
   """
   if loop == "scan":
-    return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec, donate=donate)
+    return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec, donate=donate, mesh=mesh)
   if loop != "dispatch":
     raise ValueError(f"loop must be 'scan' or 'dispatch', got {loop!r}")
   auxes = []
   for i in range(spec.length):
     variables, opt_state, aux = run_step(variables, opt_state, scene, targets, weights, keys, start + i, spec=spec,
-                                         donate=donate)
+                                         donate=donate, mesh=mesh)
     auxes.append(aux)
   return variables, opt_state, jax.tree_util.tree_map(lambda *a: jnp.stack(a), *auxes)
 
@@ -291,7 +292,8 @@ def initial_variables(scene: Scene, batch: int, schedule: Schedule, key, init: O
 
 def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, shared_identity: bool = False,
         init: Optional[params_lib.Variables] = None,
-        progress: Optional[Callable[[int, int, dict], None]] = None, loop: Optional[str] = None) -> FitResult:
+        progress: Optional[Callable[[int, int, dict], None]] = None, loop: Optional[str] = None,
+        mesh: Optional[jax.sharding.Mesh] = None, photo_keys: Optional[Sequence[int]] = None) -> FitResult:
   """Fits B photos (``targets``: a :class:`~ganfit_jax.objective.Target` with a leading photo axis).
 
   Args:
@@ -305,6 +307,12 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
       ``means`` holding the mean of each aux term over photos plus ``stage``.
     loop: 'scan' or 'dispatch' (:func:`chunk`); default: 'scan' for landmark-only stages,
       :func:`default_loop` for stages with image terms.
+    mesh: shard the photos over these devices (a 1-d ``jax.sharding.Mesh``; B must be a multiple of its
+      size): targets, variables and optimiser state are split on the photo axis, the scene replicated,
+      and every step runs SPMD (XLA inserts the cross-device mean of ``shared_identity``).
+    photo_keys: one integer per photo (e.g. a hash of its path): its random id-hat renders come from
+      ``fold_in(key, photo_key)``, so a photo fits the same whatever batch it is in (dataset jobs);
+      default: from its position in the batch.
   """
   t0 = time.perf_counter()
   b = int(targets.landmarks.shape[0])
@@ -312,7 +320,19 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
   k_lat, k_run = jax.random.split(key)
   # a private copy: the chunks donate the variables' buffers, and ``init`` belongs to the caller
   variables = jax.tree_util.tree_map(jnp.copy, initial_variables(scene, b, schedule, k_lat, init))
-  keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
+  if photo_keys is None:
+    keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
+  else:  # each photo's id-hat keys from its own key: its result does not depend on its batch neighbours
+    if len(photo_keys) != b:
+      raise ValueError(f"photo_keys has {len(photo_keys)} keys for {b} photos")
+    keys = jnp.stack([jax.random.key_data(jax.random.split(jax.random.fold_in(k_run, int(s)), n))
+                      for s in photo_keys])
+  if mesh is not None and mesh.size > 1:
+    if b % mesh.size:
+      raise ValueError(f"{b} photos cannot be split over {mesh.size} devices; pad the batch to a multiple")
+    photos = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
+    variables, targets, keys = jax.device_put((variables, targets, keys), photos)
+    scene = jax.device_put(scene, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   total, done, chunks, stages_run = schedule.total_steps, 0, [], []
   for stage in schedule.stages:
     if stage.steps == 0:
@@ -325,7 +345,7 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")
       variables, opt_state, aux = chunk(variables, opt_state, scene, targets, weights, keys, done, spec, stage_loop,
-                                        donate=True)
+                                        donate=True, mesh=mesh)
       aux = jax.device_get(aux)  # the chunk's one host sync
       chunks.append(aux)
       done += spec.length

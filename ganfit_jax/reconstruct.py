@@ -157,11 +157,14 @@ class Reconstructor:
   def model(self):
     return self.scene.model
 
-  def prepare(self, path: str, select="largest") -> face.PreparedFace:
-    return face.prepare(path, self.cfg.canvas_size, select=select)
+  def prepare(self, path: str, select="largest", landmarks=None, face_box=None) -> face.PreparedFace:
+    """:func:`ganfit_jax.face.prepare` at this config's canvas size."""
+    return face.prepare(path, self.cfg.canvas_size, select=select, landmarks=landmarks, face_box=face_box)
 
   def fit(self, prepared: List[face.PreparedFace], sources: Sequence[str], shared_identity: bool = False,
-          progress=None) -> List[Result]:
+          progress=None, mesh=None, photo_keys=None) -> List[Result]:
+    """Fits photos together (a batch; ``shared_identity``: one person). ``mesh``, ``photo_keys``: as
+    :func:`ganfit_jax.fitting.fit` (shard the batch over devices; per-photo random keys)."""
     images_ = np.stack([p.canvas for p in prepared]).astype(np.float32)
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     if not np.all(np.isfinite(images_)) or not np.all(np.isfinite(lms)):
@@ -169,7 +172,7 @@ class Reconstructor:
     targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms),
                                         landmark_weights(len(prepared), float(self.cfg.jaw_weight)))
     res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
-                      shared_identity=shared_identity, progress=progress)
+                      shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
     out = []
     for i, (p, src) in enumerate(zip(prepared, sources)):
       out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], res.faces),
@@ -203,8 +206,9 @@ class Reconstructor:
       used.update(_used("dlib_landmarks68", {}))
     return used
 
-  def write(self, r: Result, out_dir: str, overwrite: bool = True) -> str:
-    """Writes every output of one result into ``out_dir`` (atomically: a temp dir renamed at the end)."""
+  def write(self, r: Result, out_dir: str, overwrite: bool = True, tmp_root=None) -> dict:
+    """Writes every output of one result into ``out_dir`` (atomically: a temp dir, in ``tmp_root`` when
+    given, renamed at the end: :func:`ganfit_jax.outputs.files.atomic_dir`); returns the report."""
     t0 = time.perf_counter()
     f, s = r.face, self.cfg.canvas_size
     canvas = r.prepared.canvas.astype(np.float32)
@@ -218,7 +222,7 @@ class Reconstructor:
     alone_photo = images.to_photo_frame(o["alone"], photo_to_render, r.prepared.photo_shape, GREY)
     import cv2
     tex_small = cv2.resize(o["texture"], (s, s), interpolation=cv2.INTER_AREA)
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, tmp_root=tmp_root) as tmp:
       meshes.write_obj(os.path.join(tmp, "mesh.obj"), o["vertices"], self.model, material="mesh.mtl")
       meshes.write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
       images.write_png(os.path.join(tmp, "texture.png"), o["texture"])
@@ -251,7 +255,7 @@ class Reconstructor:
           assets=self.assets_used(), versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
       with open(os.path.join(tmp, "report.json"), "w") as fh:
         json.dump(report, fh, indent=1)
-    return out_dir
+    return report
 
 
 def _package_version() -> str:

@@ -127,6 +127,47 @@ def test_real_lfw_faces_one_each():
                                atol=1e-3)
 
 
+def test_user_landmarks_and_face_box(tmp_path):
+  """--landmarks skips detection (a .pts file, 1-based); --face_box picks the face nearest the box, and
+  predicts landmarks inside the box when the detector finds nothing there."""
+  a = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "AJ_Cook", "AJ_Cook_0001.jpg"))
+  b = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"))
+  pair = np.concatenate([a, np.pad(cv2.resize(b, (200, 200)), ((0, 50), (0, 0), (0, 0)))], 1)  # 450 x 250
+  path = str(tmp_path / "two.png")
+  cv2.imwrite(path, pair)
+  faces = face.detect_faces(face.load_image(path))
+  assert len(faces) == 2
+  right = [f for f in faces if f.box[0] > 250][0]
+  x0, y0, x1, y1 = right.box
+  p = face.prepare(path, 224, face_box=f"{x0 + 5},{y0 - 5},{x1 - x0},{y1 - y0}")
+  np.testing.assert_allclose(p.photo_landmarks, right.landmarks)
+  assert face.prepare(path, 224).photo_landmarks[:, 0].mean() < 250  # default: the largest (left) face
+  # a .pts file of those landmarks: no detection, the same canvas
+  pts = tmp_path / "right.pts"
+  pts.write_text("version: 1\nn_points: 68\n{\n" + "\n".join(f"{x + 0.5} {y + 0.5}" for x, y in right.landmarks)
+                 + "\n}\n")
+  q = face.prepare(path, 224, landmarks=str(pts))
+  np.testing.assert_allclose(q.photo_landmarks, right.landmarks, atol=1e-4)
+  np.testing.assert_allclose(q.canvas, p.canvas, atol=1e-5)
+  # no detection given (e.g. another detector's box): landmarks predicted inside the box
+  cv2.imwrite(str(tmp_path / "shifted.png"), np.concatenate([np.full_like(a, 128), a], 1))
+  f0 = face.detect_faces(face.load_image(str(tmp_path / "shifted.png")))[0]
+  box = f"{f0.box[0]},{f0.box[1]},{f0.box[2] - f0.box[0]},{f0.box[3] - f0.box[1]}"
+  inside = face.face_near_box(face.load_image(str(tmp_path / "shifted.png")), [], box)
+  assert inside.score == 0.0 and np.abs(inside.landmarks - f0.landmarks).max() < 1e-3  # the predictor alone
+  for bad in ("1,2,3", "a,b,c,d", "0,0,-5,10", "nan,0,10,10"):
+    with pytest.raises(face.FaceBoxError, match="x,y,w,h"):
+      face.prepare(path, 224, face_box=bad)
+  with pytest.raises(face.FaceBoxError, match="outside"):
+    face.prepare(path, 224, face_box="5000,10,50,50")
+  (tmp_path / "bad.pts").write_text("{ 1 2 3 4 }")
+  with pytest.raises(face.LandmarkFileError, match="68 points"):
+    face.prepare(path, 224, landmarks=str(tmp_path / "bad.pts"))
+  far = np.asarray(right.landmarks) + 5000
+  with pytest.raises(face.LandmarkFileError, match="outside"):
+    face.prepare(path, 224, landmarks=far)
+
+
 def test_similarity_transform_recovers_known_transform():
   rng = np.random.default_rng(0)
   src = rng.uniform(0, 100, size=(10, 2))

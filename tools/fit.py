@@ -2,17 +2,25 @@
 
   python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
   python tools/fit.py --images=a.jpg,b.jpg,c.jpg --out=out/person        # one person, several photos
-  python tools/fit.py --input_dir=photos/ --out=out/many                  # many people, each photo alone
   python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper # the paper's schedule
+  python tools/fit.py --image=x.jpg --landmarks=x.pts --out=o             # your landmarks: no detection
+  python tools/fit.py --image=group.jpg --face_box=120,80,200,200 --out=o # the face nearest this box
+
+A dataset (streamed, resumable, sharded over the local devices; README "Fitting a dataset"):
+  python tools/fit.py --input_dir=photos/ --out=out/many                  # recursive; each photo alone
+  python tools/fit.py --input_list=list.csv --out=out/many                # path[,person,landmarks,face_box]
+  python tools/fit.py --input_dir=photos/ --out=out/many --dry_run        # counts: new, finished, failed
+  ... --coordinator_address=host0:12355 --num_processes=N --process_id=I  # one of N processes (hosts)
 
 Writes per result: mesh.obj + mesh.mtl + texture.png, mesh_neutral.obj, mesh.glb, params.npz +
-params.json, overlay.png, comparison.png (photo | render | texture | shape only), convergence.png and
-report.json. --images writes one folder per photo plus identity/ (the shared neutral face).
+params.json, overlay.png, render.png, comparison.png (photo | render | texture | shape only),
+convergence.png and report.json. --images (and each person of --input_list) also writes identity/ (the
+shared neutral face). Datasets also write manifest.jsonl (one line per photo; manifest.P.jsonl per
+process) and summary.csv; rerunning the same command skips finished photos.
 Exit codes: 0 ok, 2 bad input (the message says why and what to do), 3 missing asset.
 Nothing is left half-written in --out: each result folder is built aside and renamed into place.
 """
 
-import glob
 import json
 import os
 import sys
@@ -26,13 +34,27 @@ config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__)
                                 "--config.FIELD=VALUE.")
 flags.DEFINE_string("image", None, "One photo to reconstruct.")
 flags.DEFINE_list("images", None, "Several photos of ONE person (comma-separated): shared shape and texture.")
-flags.DEFINE_string("input_dir", None, "A folder of photos (jpg/png/...), each fitted on its own, in batches.")
+flags.DEFINE_string("input_dir", None, "A folder of photos (searched recursively), each fitted on its own.")
+flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,face_box]) or JSON-lines list of "
+                    "photos; photos with the same person share shape and texture; relative paths are relative "
+                    "to the list's folder.")
 flags.DEFINE_string("out", None, "Output folder.")
-flags.DEFINE_bool("overwrite", False, "Replace existing results in --out.")
+flags.DEFINE_bool("overwrite", False, "--image/--images: replace results in --out. Datasets: refit every photo "
+                  "(ignore the manifest).")
 flags.DEFINE_string("face", "largest", "Which face when a photo has several: 'largest' or an index "
                     "(largest first).")
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+flags.DEFINE_string("landmarks", None, "--image only: a 68-point landmark file (.pts 1-based, .json, .npy; "
+                    "photo pixels) used instead of detection.")
+flags.DEFINE_string("face_box", None, "--image only: x,y,w,h; fit the detected face nearest this box.")
+flags.DEFINE_bool("retry_failed", False, "Datasets: also refit photos that failed for a bad input.")
+flags.DEFINE_bool("dry_run", False, "Datasets: print what would be done (new, finished, failed) and exit.")
+flags.DEFINE_integer("workers", 2, "Datasets: host threads loading and detecting photos.")
+flags.DEFINE_integer("num_devices", None, "Datasets: shard each batch over this many local devices "
+                     "(default: all).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process datasets: HOST:PORT of process 0 "
+                    "(jax.distributed); give the same to every process.")
+flags.DEFINE_integer("num_processes", 1, "Multi-process datasets: how many processes share the job.")
+flags.DEFINE_integer("process_id", 0, "Multi-process datasets: this process's index, 0..num_processes-1.")
 
 
 def _stem(path, taken):
@@ -64,71 +86,109 @@ class _Progress:
       self.bar.close()
 
 
-def run():
-  from ganfit_jax import face
+def _select():
+  return int(FLAGS.face) if FLAGS.face.isdigit() else FLAGS.face
+
+
+def run_photos():
+  """--image / --images."""
   from ganfit_jax.reconstruct import Reconstructor
-  select = int(FLAGS.face) if FLAGS.face.isdigit() else FLAGS.face
   out = FLAGS.out
-  if FLAGS.image:
-    sources = [FLAGS.image]
-  elif FLAGS.images:
-    sources = list(FLAGS.images)
-  else:
-    sources = sorted(p for p in glob.glob(os.path.join(FLAGS.input_dir, "*")) if p.lower().endswith(IMAGE_EXTS))
-    if not sources:
-      raise face.FaceInputError(f"no images ({', '.join(IMAGE_EXTS)}) in {FLAGS.input_dir}")
+  sources = [FLAGS.image] if FLAGS.image else list(FLAGS.images)
   rec = Reconstructor(FLAGS.config)
-  prepared, ok_sources, skipped = [], [], {}
+  prepared = []
   for src in sources:
-    try:
-      p = rec.prepare(src, select)
-    except face.FaceInputError as e:
-      if FLAGS.input_dir:  # a folder: skip bad photos, say so, keep going
-        print(f"skip {src}: {e}", file=sys.stderr)
-        skipped[src] = str(e)
-        continue
-      raise
-    if p.num_faces > 1:
-      print(f"note: {p.num_faces} faces in {src}; fitting the largest (choose with --face=INDEX)")
+    p = rec.prepare(src, _select(), landmarks=FLAGS.landmarks, face_box=FLAGS.face_box)
+    if p.num_faces > 1 and FLAGS.face_box is None:
+      print(f"note: {p.num_faces} faces in {src}; fitting the largest (choose with --face=INDEX or --face_box)")
     prepared.append(p)
-    ok_sources.append(src)
-  if not prepared:
-    raise face.FaceInputError(f"no usable photo in {FLAGS.input_dir}; see the messages above")
   if FLAGS.image:
-    (r,) = rec.fit(prepared, ok_sources, progress=_Progress("fit"))
-    rec.write(r, out)
-    with open(os.path.join(out, "report.json")) as f:
-      cos = json.load(f)["identity_cosine_photo_vs_render"]
-    print(f"wrote {out}: identity cosine {cos:.3f}, landmark RMSE {r.final['landmark_rmse_px']:.2f}px, "
-          f"fit {r.seconds:.1f}s")
+    (r,) = rec.fit(prepared, sources, progress=_Progress("fit"))
+    report = rec.write(r, out)
+    print(f"wrote {out}: identity cosine {report['identity_cosine_photo_vs_render']:.3f}, landmark RMSE "
+          f"{r.final['landmark_rmse_px']:.2f}px, fit {r.seconds:.1f}s")
     return
   os.makedirs(out, exist_ok=True)
   taken = set()
-  if FLAGS.images:
-    results = rec.fit(prepared, ok_sources, shared_identity=True, progress=_Progress(f"{len(prepared)} photos"))
-    for r in results:
-      rec.write(r, os.path.join(out, _stem(r.source, taken)))
-    rec.write(results[0], os.path.join(out, "identity"))  # shared shape/texture (+ the first photo's pose)
-    summary = dict(identity=dict(shape_texture_shared=True, photos=ok_sources),
-                   per_image={r.source: dict(landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
-                              for r in results})
-  else:
-    summary = dict(per_image={}, skipped=skipped)
-    b = FLAGS.config.batch_size
-    for k in range(0, len(prepared), b):
-      chunk, srcs = prepared[k:k + b], ok_sources[k:k + b]
-      pad = b - len(chunk)  # a fixed batch: one compilation for every chunk
-      results = rec.fit(chunk + [chunk[0]] * pad, srcs + [srcs[0]] * pad,
-                        progress=_Progress(f"photos {k + 1}-{k + len(chunk)}/{len(prepared)}"))[:len(chunk)]
-      for r in results:
-        rec.write(r, os.path.join(out, _stem(r.source, taken)))
-        summary["per_image"][r.source] = dict(landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+  results = rec.fit(prepared, sources, shared_identity=True, progress=_Progress(f"{len(prepared)} photos"))
+  for r in results:
+    rec.write(r, os.path.join(out, _stem(r.source, taken)))
+  rec.write(results[0], os.path.join(out, "identity"))  # shared shape/texture (+ the first photo's pose)
+  summary = dict(identity=dict(shape_texture_shared=True, photos=sources),
+                 per_image={r.source: dict(landmark_rmse_px=round(r.final["landmark_rmse_px"], 3))
+                            for r in results})
   tmp = os.path.join(out, "summary.json.partial")
   with open(tmp, "w") as f:
     json.dump(summary, f, indent=1)
   os.replace(tmp, os.path.join(out, "summary.json"))
-  print(f"wrote {len(summary['per_image'])} results to {out}" +
-        (f" ({len(summary.get('skipped', {}))} photos skipped)" if summary.get("skipped") else ""))
+  print(f"wrote {len(results)} results and identity/ to {out}")
+
+
+def run_dataset():
+  """--input_dir / --input_list (ganfit_jax.jobs)."""
+  from ganfit_jax.jobs import inputs, run
+  n, pid = FLAGS.num_processes, FLAGS.process_id
+  items = inputs.from_dir(FLAGS.input_dir) if FLAGS.input_dir else inputs.from_list(FLAGS.input_list)
+  if not items:
+    raise inputs.JobInputError(f"no images ({', '.join(inputs.IMAGE_EXTS)}) under {FLAGS.input_dir}")
+  mine = inputs.share(items, pid, n)
+  if FLAGS.dry_run:
+    c = run.dry_run(mine, FLAGS.out, FLAGS.retry_failed, FLAGS.overwrite)
+    who = f"process {pid} of {n}: " if n > 1 else ""
+    print(f"{who}{len(mine)} photos: {c['new']} new, {c['finished']} finished, {c['failed']} failed "
+          f"({c['retried']} would be retried{'' if FLAGS.retry_failed else '; --retry_failed retries bad inputs'})")
+    return
+  if n > 1:
+    run.initialize_distributed(FLAGS.coordinator_address, n, pid)
+  import jax
+  local = len(jax.local_devices())
+  if FLAGS.num_devices is not None and not 1 <= FLAGS.num_devices <= local:
+    raise inputs.JobInputError(f"--num_devices={FLAGS.num_devices}: this process has {local} device(s)")
+  from ganfit_jax.reconstruct import Reconstructor
+  rec = Reconstructor(FLAGS.config)
+  mesh = run.local_mesh(FLAGS.num_devices)
+  c = run.run(rec, mine, FLAGS.out, batch_size=int(FLAGS.config.batch_size), mesh=mesh, process_id=pid,
+              num_processes=n, retry_failed=FLAGS.retry_failed, refit=FLAGS.overwrite, workers=FLAGS.workers,
+              select=_select())
+  if n > 1:
+    run.barrier("ganfit_jax_dataset_done")
+    if pid == 0:  # every process has finished: the merged summary
+      from ganfit_jax.jobs import manifest
+      manifest.write_summary(FLAGS.out, manifest.read(FLAGS.out))
+  print(f"{FLAGS.out}: {c['done']} fitted, {c['failed']} failed, {c['skipped']} already finished or skipped "
+        f"(manifest, summary.csv)")
+
+
+def check_flags():
+  """A message for the first thing wrong with the flags, or None."""
+  given = [x for x in (FLAGS.image, FLAGS.images, FLAGS.input_dir, FLAGS.input_list) if x]
+  if len(given) != 1 or not FLAGS.out:
+    return "give exactly one of --image, --images, --input_dir, --input_list, and --out"
+  dataset = bool(FLAGS.input_dir or FLAGS.input_list)
+  if os.path.exists(FLAGS.out) and not os.path.isdir(FLAGS.out):
+    return f"--out={FLAGS.out} is a file; give a folder"
+  if not dataset and os.path.exists(FLAGS.out) and os.listdir(FLAGS.out) and not FLAGS.overwrite:
+    return f"{FLAGS.out} already holds files; pass --overwrite or choose another --out"
+  for p in ([FLAGS.image] if FLAGS.image else FLAGS.images or []):
+    if not os.path.isfile(p):
+      return f"{p} does not exist or is not a file"
+  if (FLAGS.landmarks or FLAGS.face_box) and not FLAGS.image:
+    return "--landmarks and --face_box apply to --image; for datasets give them as columns of --input_list"
+  if FLAGS.input_dir and not os.path.isdir(FLAGS.input_dir):
+    return f"--input_dir={FLAGS.input_dir} is not a folder"
+  if FLAGS.input_list and not os.path.isfile(FLAGS.input_list):
+    return f"--input_list={FLAGS.input_list} does not exist or is not a file"
+  if not dataset and (FLAGS.num_processes != 1 or FLAGS.dry_run or FLAGS.retry_failed):
+    return "--num_processes, --dry_run and --retry_failed apply to --input_dir / --input_list"
+  if FLAGS.num_processes < 1 or not 0 <= FLAGS.process_id < FLAGS.num_processes:
+    return f"--process_id={FLAGS.process_id} must be in 0..{FLAGS.num_processes - 1} (--num_processes)"
+  if FLAGS.num_processes > 1 and not FLAGS.coordinator_address and not FLAGS.dry_run:
+    return "--num_processes > 1 needs --coordinator_address=HOST:PORT (process 0's host), the same for all"
+  if FLAGS.workers < 1:
+    return f"--workers={FLAGS.workers} must be >= 1"
+  if int(FLAGS.config.batch_size) < 1:
+    return f"--config.batch_size={FLAGS.config.batch_size} must be >= 1"
+  return None
 
 
 def main(argv):
@@ -136,23 +196,17 @@ def main(argv):
   from ganfit_jax import runtime
   runtime.configure()
   from ganfit_jax import assets, face
-  given = [x for x in (FLAGS.image, FLAGS.images, FLAGS.input_dir) if x]
-  if len(given) != 1 or not FLAGS.out:
-    print("error: give exactly one of --image, --images, --input_dir, and --out", file=sys.stderr)
-    return 2
-  if os.path.exists(FLAGS.out) and os.listdir(FLAGS.out) and not FLAGS.overwrite:
-    print(f"error: {FLAGS.out} already holds files; pass --overwrite or choose another --out", file=sys.stderr)
-    return 2
-  for p in ([FLAGS.image] if FLAGS.image else FLAGS.images or []):
-    if not os.path.isfile(p):
-      print(f"error: {p} does not exist or is not a file", file=sys.stderr)
-      return 2
-  if FLAGS.input_dir and not os.path.isdir(FLAGS.input_dir):
-    print(f"error: --input_dir={FLAGS.input_dir} is not a folder", file=sys.stderr)
+  from ganfit_jax.jobs import inputs
+  problem = check_flags()
+  if problem:
+    print(f"error: {problem}", file=sys.stderr)
     return 2
   try:
-    run()
-  except face.FaceInputError as e:
+    if FLAGS.input_dir or FLAGS.input_list:
+      run_dataset()
+    else:
+      run_photos()
+  except (face.FaceInputError, inputs.JobInputError) as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
   except assets.AssetError as e:

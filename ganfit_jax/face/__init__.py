@@ -7,11 +7,12 @@ import numpy as np
 
 from ganfit_jax.face.align import (ARCFACE_112, align_112, apply_affine, arcface_transform, canvas_template,
                                    crop_to_canvas, five_points, invert_affine, similarity_transform, warp_affine)
-from ganfit_jax.face.detect import MIN_FACE_PIXELS, Face, detect_faces, select_face
-from ganfit_jax.face.errors import (FaceIndexError, FaceInputError, FaceTooSmallError, ImageReadError,
+from ganfit_jax.face.detect import MIN_FACE_PIXELS, Face, detect_faces, face_near_box, parse_box, select_face
+from ganfit_jax.face.errors import (FaceBoxError, FaceIndexError, FaceInputError, FaceTooSmallError, ImageReadError,
                                     ImageTooLargeError, NoFaceError, UnsupportedFormatError)
 from ganfit_jax.face import image_io
 from ganfit_jax.face.image_io import load_image
+from ganfit_jax.face.landmark_files import LandmarkFileError, read_landmarks
 
 
 @dataclasses.dataclass
@@ -37,17 +38,38 @@ DETAIL_SCALE = 4  # the detail crop's side in canvas sides (224 -> 896 px)
 
 
 def prepare(path: str, size: int = 224, select: Union[str, int] = "largest",
-            min_face: int = MIN_FACE_PIXELS) -> PreparedFace:
-  """load -> detect -> pick one face -> 68 landmarks -> canvas crop. Raises FaceInputError subclasses."""
-  return prepare_image(load_image(path), size, select, min_face, source=path)
+            min_face: int = MIN_FACE_PIXELS, landmarks=None, face_box=None) -> PreparedFace:
+  """load -> detect -> pick one face -> 68 landmarks -> canvas crop. Raises FaceInputError subclasses.
+
+  ``landmarks``: a landmark file (:func:`read_landmarks`: ``.pts``, ``.json``, ``.npy``) or a (68, 2) array
+  in photo pixels: detection is skipped. ``face_box``: ``x,y,w,h`` (photo pixels): the detected face nearest
+  this box instead of ``select``.
+  """
+  return prepare_image(load_image(path), size, select, min_face, source=path, landmarks=landmarks,
+                       face_box=face_box)
 
 
 def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = "largest",
-                  min_face: int = MIN_FACE_PIXELS, source: str = "image") -> PreparedFace:
+                  min_face: int = MIN_FACE_PIXELS, source: str = "image", landmarks=None,
+                  face_box=None) -> PreparedFace:
   """:func:`prepare` for an (H, W, 3) float RGB image already in memory."""
+  if landmarks is not None:
+    lm = read_landmarks(landmarks) if isinstance(landmarks, str) else np.asarray(landmarks, np.float32)
+    h, w = image.shape[:2]
+    inside = (lm[:, 0] >= 0) & (lm[:, 0] <= w) & (lm[:, 1] >= 0) & (lm[:, 1] <= h)
+    if np.asarray(lm).shape == (68, 2) and inside.mean() < 0.5:
+      raise LandmarkFileError(f"the landmarks given for {source} lie mostly outside its {w}x{h} pixels; are they "
+                              "for another photo or in another unit (they must be photo pixels)?")
+    return from_landmarks(image, lm, size, num_faces=1)
   faces = detect_faces(image)
-  face = select_face(faces, select, min_face, source=source)
-  return from_landmarks(image, face.landmarks, size, num_faces=len(faces))
+  if face_box is not None:
+    face = face_near_box(image, faces, face_box)
+    if face.size < min_face:
+      raise FaceTooSmallError(f"the face near the box in {source} is {face.size:.0f} px wide; the minimum is "
+                              f"{min_face} px. Use a larger or closer photo.")
+  else:
+    face = select_face(faces, select, min_face, source=source)
+  return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1))
 
 
 def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1) -> PreparedFace:
@@ -67,6 +89,7 @@ def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, 
 
 __all__ = ["ARCFACE_112", "align_112", "apply_affine", "arcface_transform", "canvas_template", "crop_to_canvas",
            "five_points", "invert_affine", "similarity_transform", "warp_affine", "MIN_FACE_PIXELS", "Face",
-           "detect_faces", "select_face", "FaceIndexError", "FaceInputError", "FaceTooSmallError",
+           "detect_faces", "select_face", "face_near_box", "parse_box", "FaceBoxError", "LandmarkFileError",
+           "read_landmarks", "FaceIndexError", "FaceInputError", "FaceTooSmallError",
            "ImageReadError", "ImageTooLargeError", "NoFaceError", "UnsupportedFormatError", "load_image",
            "PreparedFace", "prepare", "prepare_image", "from_landmarks"]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from typing import List, Union
 
 import numpy as np
 
 from ganfit_jax import assets
 from ganfit_jax.face import image_io
-from ganfit_jax.face.errors import FaceIndexError, FaceTooSmallError, NoFaceError
+from ganfit_jax.face.errors import FaceBoxError, FaceIndexError, FaceTooSmallError, NoFaceError
 
 MIN_FACE_PIXELS = 40  # inter-ocular distance is ~1/3 of this; smaller faces fit poorly
 DETECT_MAX_SIDE = 1280
@@ -33,10 +34,20 @@ class Face:
     return float(min(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-@functools.lru_cache(maxsize=None)
+_PER_THREAD = threading.local()
+
+
 def _dlib_models():
-  import dlib
-  return dlib.get_frontal_face_detector(), dlib.shape_predictor(assets.path("dlib_landmarks68"))
+  """This thread's detector and predictor (dlib's objects are not safe to share between threads)."""
+  if not hasattr(_PER_THREAD, "models"):
+    import dlib
+    _PER_THREAD.models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(_predictor_path()))
+  return _PER_THREAD.models
+
+
+@functools.lru_cache(maxsize=None)
+def _predictor_path() -> str:
+  return assets.path("dlib_landmarks68")
 
 
 def detect_faces(image: np.ndarray, *, upsample: int = -1, max_side: int = DETECT_MAX_SIDE) -> List[Face]:
@@ -48,7 +59,6 @@ def detect_faces(image: np.ndarray, *, upsample: int = -1, max_side: int = DETEC
     max_side: huge images are downscaled to this for detection (landmarks are
       then predicted on the full-resolution image).
   """
-  import dlib
   if image.ndim != 3 or image.shape[2] != 3:
     raise ValueError(f"image must be (H, W, 3), got {image.shape}")
   detector, predictor = _dlib_models()
@@ -60,12 +70,51 @@ def detect_faces(image: np.ndarray, *, upsample: int = -1, max_side: int = DETEC
   faces = []
   for r, sc in zip(rects, scores):
     box = np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float64) / s
-    rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]) - 1, int(box[3]) - 1)
-    shape = predictor(u8, rect)
-    lm = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()], np.float32)
-    faces.append(Face(box=box.astype(np.float32), score=float(sc), landmarks=lm))
+    faces.append(Face(box=box.astype(np.float32), score=float(sc), landmarks=_predict(predictor, u8, box)))
   faces.sort(key=lambda f: -f.size)
   return faces
+
+
+def _predict(predictor, u8: np.ndarray, box: np.ndarray) -> np.ndarray:
+  import dlib
+  rect = dlib.rectangle(int(box[0]), int(box[1]), int(box[2]) - 1, int(box[3]) - 1)
+  shape = predictor(u8, rect)
+  return np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()], np.float32)
+
+
+def parse_box(box) -> np.ndarray:
+  """A face box given as ``x,y,w,h`` (a string or 4 numbers, photo pixels) -> (x0, y0, x1, y1)."""
+  try:
+    vals = [float(v) for v in (box.split(",") if isinstance(box, str) else box)]
+  except (TypeError, ValueError):
+    vals = []
+  if len(vals) != 4 or not np.all(np.isfinite(vals)) or vals[2] <= 0 or vals[3] <= 0:
+    raise FaceBoxError(f"face box {box!r} must be x,y,w,h: four finite numbers (photo pixels) with w, h > 0, "
+                       "e.g. --face_box=120,80,200,200")
+  x, y, w, h = vals
+  return np.array([x, y, x + w, y + h], np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+  iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+  ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+  inter = iw * ih
+  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+  return float(inter / max(union, 1e-9))
+
+
+def face_near_box(image: np.ndarray, faces: List[Face], box) -> Face:
+  """The detected face nearest a user's box (highest overlap, then nearest centre); when nothing was
+  detected, the 68 landmarks are predicted inside the box itself (a box from another detector)."""
+  box = parse_box(box)
+  h, w = image.shape[:2]
+  if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
+    raise FaceBoxError(f"face box {box.tolist()} (x0, y0, x1, y1) lies outside the {w}x{h} photo")
+  if faces:
+    centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])  # noqa: E731
+    return max(faces, key=lambda f: (_iou(f.box, box), -float(np.linalg.norm(centre(f.box) - centre(box)))))
+  _, predictor = _dlib_models()
+  return Face(box=box, score=0.0, landmarks=_predict(predictor, image_io.to_uint8(image), box))
 
 
 def select_face(faces: List[Face], select: Union[str, int] = "largest", min_size: int = MIN_FACE_PIXELS,

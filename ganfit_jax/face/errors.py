@@ -29,3 +29,7 @@ class FaceTooSmallError(FaceInputError):
 
 class FaceIndexError(FaceInputError):
   """A face index was requested that does not exist."""
+
+
+class FaceBoxError(FaceInputError):
+  """A face box that is malformed or outside the photo."""

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 
 def atomic_write(path: str, data, mode: str = "w") -> None:
@@ -17,20 +18,27 @@ def atomic_write(path: str, data, mode: str = "w") -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(out_dir: str, overwrite: bool = True):
-  """Yields a temporary folder beside ``out_dir`` that becomes ``out_dir`` when the block succeeds.
+def atomic_dir(out_dir: str, overwrite: bool = True, tmp_root: Optional[str] = None):
+  """Yields a temporary folder that becomes ``out_dir`` when the block succeeds.
 
-  On an exception the temporary folder is removed and ``out_dir`` is left as it was.
+  The temporary folder is made beside ``out_dir``, or in ``tmp_root`` (on the same file system: a dataset
+  job's one place for what a kill leaves behind, removed when the job restarts). On an exception the
+  temporary folder is removed and ``out_dir`` is left as it was.
   """
   parent = os.path.dirname(os.path.abspath(out_dir)) or "."
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+  where = tmp_root or parent
+  os.makedirs(where, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".partial-", dir=where)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide results from the user's group
   try:
     yield tmp
     if os.path.exists(out_dir):
       if not overwrite:
         raise FileExistsError(f"{out_dir} exists; pass overwrite=True to replace it")
-      old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+      old = tempfile.mkdtemp(prefix=".old-", dir=where)
       os.replace(out_dir, os.path.join(old, "x"))
       os.replace(tmp, out_dir)
       shutil.rmtree(old, ignore_errors=True)
