@@ -252,7 +252,7 @@ class Reconstructor:
           timings_s=dict(fit=round(r.seconds, 3), write=round(time.perf_counter() - t0, 3),
                          **{f"{k}_so_far": v for k, v in runtime.compile_seconds().items()}),
           steps={name: n for name, n in r.stages}, inits=self.schedule.num_inits,
-          assets=self.assets_used(), versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
+          assets=self.assets_used(detected=r.prepared.detected), versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
       with open(os.path.join(tmp, "report.json"), "w") as fh:
         json.dump(report, fh, indent=1)
     return report

@@ -142,6 +142,16 @@ def test_user_landmarks_and_face_box(tmp_path):
   p = face.prepare(path, 224, face_box=f"{x0 + 5},{y0 - 5},{x1 - x0},{y1 - y0}")
   np.testing.assert_allclose(p.photo_landmarks, right.landmarks)
   assert face.prepare(path, 224).photo_landmarks[:, 0].mean() < 250  # default: the largest (left) face
+  both = face.prepare_faces(path, 224)  # --face=all
+  assert len(both) == 2 and both[0].photo_landmarks[:, 0].mean() < 250 < both[1].photo_landmarks[:, 0].mean()
+  centre = lambda f: np.hypot((f.box[0] + f.box[2]) / 2 - 225, (f.box[1] + f.box[3]) / 2 - 125)  # noqa: E731
+  nearest = min(faces, key=centre)
+  np.testing.assert_allclose(face.prepare(path, 224, select="center").photo_landmarks, nearest.landmarks)
+  np.testing.assert_allclose(face.prepare(path, 224, select=1).photo_landmarks, faces[1].landmarks)
+  with pytest.raises(face.FaceIndexError, match="has 2 face"):
+    face.prepare(path, 224, select=2)
+  with pytest.raises(face.FaceIndexError, match="use 'largest'"):
+    face.prepare(path, 224, select="biggest")
   # a .pts file of those landmarks: no detection, the same canvas
   pts = tmp_path / "right.pts"
   pts.write_text("version: 1\nn_points: 68\n{\n" + "\n".join(f"{x + 0.5} {y + 0.5}" for x, y in right.landmarks)

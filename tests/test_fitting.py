@@ -307,6 +307,35 @@ def test_cli_several_photos_of_one_person(tmp_path):
   assert (out / "identity" / "mesh_neutral.obj").exists() and (out / "summary.json").exists()
 
 
+def test_cli_every_face_of_a_photo(tmp_path):
+  import cv2
+  a = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "AJ_Cook", "AJ_Cook_0001.jpg"))
+  b = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"))
+  cv2.imwrite(str(tmp_path / "two.png"), np.concatenate([a, np.pad(cv2.resize(b, (200, 200)), ((0, 50), (0, 0), (0, 0)))], 1))
+  out = tmp_path / "faces"
+  r = _fit([f"--image={tmp_path / 'two.png'}", f"--out={out}", "--face=all"] + TINY, tmp_path)
+  assert r.returncode == 0, r.stderr[-3000:]
+  left, right = (np.array(json.loads((out / f"face_{k}" / "report.json").read_text())["landmarks_photo_px"])
+                 for k in (0, 1))
+  assert left[:, 0].mean() < 250 < right[:, 0].mean()  # largest (left) first, each its own fit
+  r = _fit([f"--image={tmp_path / 'two.png'}", f"--out={tmp_path / 'x'}", "--face=7"] + TINY, tmp_path)
+  assert r.returncode == 2 and "has 2 face(s)" in r.stderr and not (tmp_path / "x").exists()
+
+
+def test_cli_help_and_bad_flags(tmp_path):
+  r = _fit(["--help"], tmp_path)
+  assert r.returncode == 0 and "--input_list" in r.stdout
+  out = tmp_path / "res"
+  photo = os.path.join(ROOT, "examples", "astronaut.jpg")
+  for args, message in ((["--config.nosuch=1"], "--config: 'nosuch'"), (["--nosuchflag"], "Unknown command line flag"),
+                        ([f"--config={ROOT}/configs/fit.py:turbo"], "unknown preset 'turbo'"),
+                        (["--config.stages.full.steps=abc"], "invalid literal"),
+                        (["--face=biggest"], "use 'largest', 'center', 'all'")):
+    r = _fit([f"--image={photo}", f"--out={out}"] + args, tmp_path)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
+  assert not out.exists()
+
+
 def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path):
   bad = tmp_path / "notes.jpg"
   bad.write_text("hello")

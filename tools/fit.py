@@ -29,9 +29,23 @@ from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__), "..", "configs", "fit.py"),
-                                "Fitting preset: configs/fit.py:fast (default) or :paper; override with "
-                                "--config.FIELD=VALUE.")
+HINT = "see python tools/fit.py --help (and configs/fit.py for the --config fields)"
+
+
+def _message(e: Exception) -> str:
+  """One line: a parser's message without the traceback text ml_collections puts inside it."""
+  lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+  m = f"{lines[0]} {lines[-1]}" if len(lines) > 1 else (lines[0] if lines else type(e).__name__)
+  return m[1:-1] if len(m) > 1 and m[0] == m[-1] and m[0] in "'\"" else m
+
+
+try:  # ml_collections applies --config overrides here, at definition time
+  config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__), "..", "configs", "fit.py"),
+                                  "Fitting preset: configs/fit.py:fast (default) or :paper; override with "
+                                  "--config.FIELD=VALUE.")
+except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+  print(f"error: --config: {_message(e)}; {HINT}", file=sys.stderr)
+  sys.exit(2)
 flags.DEFINE_string("image", None, "One photo to reconstruct.")
 flags.DEFINE_list("images", None, "Several photos of ONE person (comma-separated): shared shape and texture.")
 flags.DEFINE_string("input_dir", None, "A folder of photos (searched recursively), each fitted on its own.")
@@ -41,8 +55,9 @@ flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,f
 flags.DEFINE_string("out", None, "Output folder.")
 flags.DEFINE_bool("overwrite", False, "--image/--images: replace results in --out. Datasets: refit every photo "
                   "(ignore the manifest).")
-flags.DEFINE_string("face", "largest", "Which face when a photo has several: 'largest' or an index "
-                    "(largest first).")
+flags.DEFINE_string("face", "largest", "Which face when a photo has several: 'largest', 'center' (nearest the "
+                    "photo's centre), an index (0 = largest) or, with --image, 'all' (every face into "
+                    "OUT/face_K/).")
 flags.DEFINE_string("landmarks", None, "--image only: a 68-point landmark file (.pts 1-based, .json, .npy; "
                     "photo pixels) used instead of detection.")
 flags.DEFINE_string("face_box", None, "--image only: x,y,w,h; fit the detected face nearest this box.")
@@ -97,11 +112,20 @@ def run_photos():
   sources = [FLAGS.image] if FLAGS.image else list(FLAGS.images)
   rec = Reconstructor(FLAGS.config)
   prepared = []
-  for src in sources:
+  for src in ([] if FLAGS.face == "all" else sources):
     p = rec.prepare(src, _select(), landmarks=FLAGS.landmarks, face_box=FLAGS.face_box)
     if p.num_faces > 1 and FLAGS.face_box is None:
       print(f"note: {p.num_faces} faces in {src}; fitting the largest (choose with --face=INDEX or --face_box)")
     prepared.append(p)
+  if FLAGS.image and FLAGS.face == "all":  # every face of the photo, fitted together (independent)
+    from ganfit_jax import face
+    faces = face.prepare_faces(FLAGS.image, rec.cfg.canvas_size)
+    results = rec.fit(faces, [FLAGS.image] * len(faces), progress=_Progress(f"{len(faces)} faces"))
+    os.makedirs(out, exist_ok=True)
+    for k, r in enumerate(results):
+      rec.write(r, os.path.join(out, f"face_{k}"))
+    print(f"wrote {len(results)} faces of {FLAGS.image} to {out}/face_0 .. face_{len(results) - 1} (largest first)")
+    return
   if FLAGS.image:
     (r,) = rec.fit(prepared, sources, progress=_Progress("fit"))
     report = rec.write(r, out)
@@ -184,6 +208,13 @@ def check_flags():
     return f"--process_id={FLAGS.process_id} must be in 0..{FLAGS.num_processes - 1} (--num_processes)"
   if FLAGS.num_processes > 1 and not FLAGS.coordinator_address and not FLAGS.dry_run:
     return "--num_processes > 1 needs --coordinator_address=HOST:PORT (process 0's host), the same for all"
+  from ganfit_jax import face
+  if not (FLAGS.face.isdigit() or FLAGS.face in face.SELECTIONS):
+    return f"--face={FLAGS.face!r}: use 'largest', 'center', 'all' or a face index (0 = largest)"
+  if FLAGS.face == "all" and not FLAGS.image:
+    return "--face=all applies to --image; for datasets list one row per face with a face_box column"
+  if FLAGS.face == "all" and (FLAGS.landmarks or FLAGS.face_box):
+    return "--face=all fits every detected face; it does not combine with --landmarks or --face_box"
   if FLAGS.workers < 1:
     return f"--workers={FLAGS.workers} must be >= 1"
   if int(FLAGS.config.batch_size) < 1:
@@ -215,5 +246,18 @@ def main(argv):
   return 0
 
 
+def parse_flags(argv):
+  """absl's parser with a user's view: --help exits 0, a bad flag or --config field exits 2 with one line."""
+  if any(a in ("-h", "-?", "--help", "--helpshort", "--helpfull") for a in argv[1:]):
+    print(__doc__)
+    print(FLAGS.main_module_help())
+    sys.exit(0)
+  try:
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    print(f"error: {_message(e)}; {HINT}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-  app.run(lambda argv: sys.exit(main(argv)))
+  app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)

@@ -1,13 +1,14 @@
 """Face front-end: robust image loading, detection, 68 landmarks, canvas crop and 112x112 alignment."""
 
 import dataclasses
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 import numpy as np
 
 from ganfit_jax.face.align import (ARCFACE_112, align_112, apply_affine, arcface_transform, canvas_template,
                                    crop_to_canvas, five_points, invert_affine, similarity_transform, warp_affine)
-from ganfit_jax.face.detect import MIN_FACE_PIXELS, Face, detect_faces, face_near_box, parse_box, select_face
+from ganfit_jax.face.detect import (MIN_FACE_PIXELS, SELECTIONS, Face, detect_faces, face_near_box, parse_box,
+                                    select_face)
 from ganfit_jax.face.errors import (FaceBoxError, FaceIndexError, FaceInputError, FaceTooSmallError, ImageReadError,
                                     ImageTooLargeError, NoFaceError, UnsupportedFormatError)
 from ganfit_jax.face import image_io
@@ -22,7 +23,8 @@ class PreparedFace:
   canvas: (S, S, 3) aligned float RGB; landmarks: (68, 2) on the canvas;
   to_canvas: (2, 3) photo -> canvas (continuous coords); photo_landmarks: (68, 2)
   on the photo; photo_shape: (H, W); num_faces: faces detected in the photo;
-  detail: (D, D, 3) uint8, the same crop at DETAIL_SCALE x the canvas resolution (for photo detail).
+  detail: (D, D, 3) uint8, the same crop at DETAIL_SCALE x the canvas resolution (for photo detail);
+  detected: the landmarks came from the detector (False: given by the user or a cache).
   """
 
   canvas: np.ndarray
@@ -32,6 +34,7 @@ class PreparedFace:
   photo_shape: tuple
   num_faces: int
   detail: Optional[np.ndarray] = None
+  detected: bool = False
 
 
 DETAIL_SCALE = 4  # the detail crop's side in canvas sides (224 -> 896 px)
@@ -68,11 +71,22 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
       raise FaceTooSmallError(f"the face near the box in {source} is {face.size:.0f} px wide; the minimum is "
                               f"{min_face} px. Use a larger or closer photo.")
   else:
-    face = select_face(faces, select, min_face, source=source)
-  return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1))
+    if select == "all":
+      raise ValueError("select='all' gives several faces: use prepare_faces")
+    face = select_face(faces, select, min_face, source=source, image_shape=image.shape[:2])
+  return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1), detected=True)
 
 
-def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1) -> PreparedFace:
+def prepare_faces(path: str, size: int = 224, min_face: int = MIN_FACE_PIXELS) -> List[PreparedFace]:
+  """Every face of a photo at least ``min_face`` wide (largest first), each prepared as :func:`prepare`."""
+  image = load_image(path)
+  faces = detect_faces(image)
+  return [from_landmarks(image, f.landmarks, size, num_faces=len(faces), detected=True)
+          for f in select_face(faces, "all", min_face, source=path)]
+
+
+def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1,
+                   detected: bool = False) -> PreparedFace:
   """A :class:`PreparedFace` from an image and 68 landmarks found elsewhere (a cache, a dataset's files)."""
   landmarks68 = np.asarray(landmarks68, np.float32)
   if landmarks68.shape != (68, 2) or not np.all(np.isfinite(landmarks68)):
@@ -84,7 +98,8 @@ def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, 
   canvas, lm, m = crop_to_canvas(image, landmarks68, size)
   detail, _, _ = crop_to_canvas(image, landmarks68, size * DETAIL_SCALE)
   return PreparedFace(canvas=canvas, landmarks=lm, to_canvas=m, photo_landmarks=landmarks68,
-                      photo_shape=image.shape[:2], num_faces=num_faces, detail=image_io.to_uint8(detail))
+                      photo_shape=image.shape[:2], num_faces=num_faces, detail=image_io.to_uint8(detail),
+                      detected=detected)
 
 
 __all__ = ["ARCFACE_112", "align_112", "apply_affine", "arcface_transform", "canvas_template", "crop_to_canvas",
@@ -92,4 +107,4 @@ __all__ = ["ARCFACE_112", "align_112", "apply_affine", "arcface_transform", "can
            "detect_faces", "select_face", "face_near_box", "parse_box", "FaceBoxError", "LandmarkFileError",
            "read_landmarks", "FaceIndexError", "FaceInputError", "FaceTooSmallError",
            "ImageReadError", "ImageTooLargeError", "NoFaceError", "UnsupportedFormatError", "load_image",
-           "PreparedFace", "prepare", "prepare_image", "from_landmarks"]
+           "PreparedFace", "prepare", "prepare_image", "prepare_faces", "from_landmarks", "SELECTIONS"]

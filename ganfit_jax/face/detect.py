@@ -117,16 +117,32 @@ def face_near_box(image: np.ndarray, faces: List[Face], box) -> Face:
   return Face(box=box, score=0.0, landmarks=_predict(predictor, image_io.to_uint8(image), box))
 
 
+SELECTIONS = ("largest", "center", "all")  # or an index into the largest-first list
+
+
 def select_face(faces: List[Face], select: Union[str, int] = "largest", min_size: int = MIN_FACE_PIXELS,
-                source: str = "image") -> Union[Face, List[Face]]:
-  """Picks the face to fit: 'largest' (default), an index into the largest-first list, or 'all'."""
+                source: str = "image", image_shape=None) -> Union[Face, List[Face]]:
+  """Picks the face to fit: 'largest' (default), 'center' (box centre nearest the photo's centre; needs
+  ``image_shape``), an index into the largest-first list, or 'all' (a list: every face at least
+  ``min_size`` wide, largest first)."""
   if not faces:
     raise NoFaceError(f"no face found in {source}. Use a photo with a clearly visible, roughly frontal face "
                       f"(at least {min_size} px wide).")
   if select == "all":
-    chosen = faces
-  elif select == "largest":
+    usable = [f for f in faces if f.size >= min_size]
+    if not usable:
+      raise FaceTooSmallError(f"every face in {source} is under {min_size} px wide (largest {faces[0].size:.0f} px)."
+                              " Use a larger or closer photo.")
+    return usable
+  if select == "largest":
     chosen = [faces[0]]
+  elif select == "center":
+    if image_shape is None:
+      raise ValueError("select='center' needs image_shape")
+    cy, cx = image_shape[0] / 2, image_shape[1] / 2
+    chosen = [min(faces, key=lambda f: ((f.box[0] + f.box[2]) / 2 - cx) ** 2 + ((f.box[1] + f.box[3]) / 2 - cy) ** 2)]
+  elif isinstance(select, str) and not select.isdigit():
+    raise FaceIndexError(f"--face={select!r}: use 'largest', 'center', 'all' or a face index (0 = largest)")
   else:
     i = int(select)
     if not 0 <= i < len(faces):
@@ -136,4 +152,4 @@ def select_face(faces: List[Face], select: Union[str, int] = "largest", min_size
     if f.size < min_size:
       raise FaceTooSmallError(f"the face in {source} is {f.size:.0f} px wide; the minimum is {min_size} px. "
                               "Use a larger or closer photo.")
-  return chosen if select == "all" else chosen[0]
+  return chosen[0]
