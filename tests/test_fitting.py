@@ -330,7 +330,10 @@ def test_cli_help_and_bad_flags(tmp_path):
   for args, message in ((["--config.nosuch=1"], "--config: 'nosuch'"), (["--nosuchflag"], "Unknown command line flag"),
                         ([f"--config={ROOT}/configs/fit.py:turbo"], "unknown preset 'turbo'"),
                         (["--config.stages.full.steps=abc"], "invalid literal"),
-                        (["--face=biggest"], "use 'largest', 'center', 'all'")):
+                        (["--face=biggest"], "use 'largest', 'center', 'all'"),
+                        (TINY + ["--config.stages.full.steps=-5"], "steps must be an integer >= 0"),
+                        (TINY + ["--config.stages.full.weights.identity=nan"], "identity=nan must be a finite"),
+                        (TINY + ["--config.canvas_size=-3"], "canvas_size must be >= 32")):
     r = _fit([f"--image={photo}", f"--out={out}"] + args, tmp_path)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
   assert not out.exists()

@@ -105,12 +105,26 @@ def _select():
   return int(FLAGS.face) if FLAGS.face.isdigit() else FLAGS.face
 
 
+class ConfigError(ValueError):
+  """A config value the library refuses (negative steps, a NaN weight, ...); exit 2."""
+
+  exit_code = 2
+
+
+def _reconstructor(cls):
+  """The Reconstructor of --config; a value it refuses is the user's flag, not a crash."""
+  try:
+    return cls(FLAGS.config)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"--config: {_message(e)} (configs/fit.py documents every field)") from e
+
+
 def run_photos():
   """--image / --images."""
   from ganfit_jax.reconstruct import Reconstructor
   out = FLAGS.out
   sources = [FLAGS.image] if FLAGS.image else list(FLAGS.images)
-  rec = Reconstructor(FLAGS.config)
+  rec = _reconstructor(Reconstructor)
   prepared = []
   for src in ([] if FLAGS.face == "all" else sources):
     p = rec.prepare(src, _select(), landmarks=FLAGS.landmarks, face_box=FLAGS.face_box)
@@ -169,7 +183,7 @@ def run_dataset():
   if FLAGS.num_devices is not None and not 1 <= FLAGS.num_devices <= local:
     raise inputs.JobInputError(f"--num_devices={FLAGS.num_devices}: this process has {local} device(s)")
   from ganfit_jax.reconstruct import Reconstructor
-  rec = Reconstructor(FLAGS.config)
+  rec = _reconstructor(Reconstructor)
   mesh = run.local_mesh(FLAGS.num_devices)
   c = run.run(rec, mine, FLAGS.out, batch_size=int(FLAGS.config.batch_size), mesh=mesh, process_id=pid,
               num_processes=n, retry_failed=FLAGS.retry_failed, refit=FLAGS.overwrite, workers=FLAGS.workers,
@@ -237,7 +251,7 @@ def main(argv):
       run_dataset()
     else:
       run_photos()
-  except (face.FaceInputError, inputs.JobInputError) as e:
+  except (face.FaceInputError, inputs.JobInputError, ConfigError) as e:
     print(f"error: {e}", file=sys.stderr)
     return e.exit_code
   except assets.AssetError as e:
