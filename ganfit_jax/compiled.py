@@ -54,14 +54,21 @@ def _folder():
   return None if d is None else os.path.join(d, "exported")
 
 
-def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree, donate: Tuple[int, ...] = ()):
+def _flat(fn: Callable, in_tree):
+  """``fn`` as a function of flat leaves returning flat leaves; the output structure is recorded in the
+  returned list at the first trace."""
   out_tree = []
 
   def flat(*ls):
-    out = fn(*jax.tree_util.tree_unflatten(in_tree, ls))
-    out_leaves, tree = jax.tree_util.tree_flatten(out)
+    out_leaves, tree = jax.tree_util.tree_flatten(fn(*jax.tree_util.tree_unflatten(in_tree, ls)))
     out_tree.append(tree)
     return out_leaves
+
+  return flat, out_tree
+
+
+def _build(fn: Callable, name: str, static: Hashable, leaves, in_tree, donate: Tuple[int, ...] = ()):
+  flat, out_tree = _flat(fn, in_tree)
 
   folder = _folder()
   if folder is None:
@@ -92,13 +99,7 @@ def _sharded(x, mesh) -> bool:
 
 
 def _build_spmd(fn: Callable, in_tree, donate: Tuple[int, ...]):
-  out_tree = []
-
-  def flat(*ls):
-    out_leaves, tree = jax.tree_util.tree_flatten(fn(*jax.tree_util.tree_unflatten(in_tree, ls)))
-    out_tree.append(tree)
-    return out_leaves
-
+  flat, out_tree = _flat(fn, in_tree)
   return jax.jit(flat, donate_argnums=donate), out_tree
 
 

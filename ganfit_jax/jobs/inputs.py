@@ -39,6 +39,8 @@ class Item:
 
 def from_dir(folder: str) -> List[Item]:
   """Every image under ``folder`` (recursive, by extension), sorted by relative path."""
+  if not os.path.isdir(folder):
+    raise JobInputError(f"--input_dir={folder} is not a folder")
   found = []
   for d, dirs, files in os.walk(folder):
     dirs[:] = sorted(x for x in dirs if not x.startswith("."))

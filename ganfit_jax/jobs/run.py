@@ -128,6 +128,10 @@ def run(rec, items: List[inputs.Item], out_dir: str, *, batch_size: int, mesh=No
     select: which face when several are detected and no ``face_box`` is given.
     summary_every_s: summary.csv is rewritten at most this often (and at the end).
   """
+  if int(batch_size) != batch_size or batch_size < 1:
+    raise ValueError(f"batch_size={batch_size} must be an integer >= 1 (--config.batch_size)")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise ValueError(f"process_id={process_id} must be in 0..{num_processes - 1}")
   tmp_root = os.path.join(out_dir, f".partial-p{process_id}")  # what a kill of this process leaves
   shutil.rmtree(tmp_root, ignore_errors=True)
   book = manifest.Manifest(out_dir, process_id, num_processes)
@@ -138,7 +142,7 @@ def run(rec, items: List[inputs.Item], out_dir: str, *, batch_size: int, mesh=No
   todo = [it for it in items if run_it(it) or (it.person in people and records[it.key]["status"] == manifest.DONE)]
   todo = stream.order(todo)
   devices = 1 if mesh is None else mesh.size
-  batch = _pad_to(max(1, batch_size), devices)
+  batch = _pad_to(int(batch_size), devices)
   sizes: Dict[str, int] = {}
   for it in todo:
     if it.person is not None:
