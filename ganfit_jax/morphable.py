@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganfit_jax import numerics as gmath
+from ganfit_jax.assets import AssetError
 from ganfit_jax.types import MorphableModel, EXPRESSION_GAUSSIAN
 
 FORMAT_VERSION = 1
@@ -102,6 +103,14 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
   os.replace(tmp, path)
 
 
+class ModelNotFoundError(AssetError, FileNotFoundError):
+  """A morphable-model file that does not exist (exit 3 in the tools)."""
+
+
+class ModelFileError(AssetError, ValueError):
+  """A morphable-model file that cannot be read or is not a valid model (exit 3 in the tools)."""
+
+
 def load(name_or_path: str = "ict") -> MorphableModel:
   """A morphable model by asset name (``ict``, ``bfm``) or from a converted ``.npz`` path."""
   from ganfit_jax import assets
@@ -110,18 +119,20 @@ def load(name_or_path: str = "ict") -> MorphableModel:
 
 def load_npz(path: str) -> MorphableModel:
   """Reads a model written by :func:`save_npz`; raises ValueError on a bad file."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"morphable model file not found: {path}. "
-                            "Run `python tools/fetch_assets.py` to create the default model.")
+  if not os.path.isfile(path):
+    raise ModelNotFoundError(f"morphable model {path!r} not found: use an asset name (ict, bfm) or the path of a "
+                             ".npz written by tools/convert_model.py; `python tools/fetch_assets.py` creates the "
+                             "default model.")
   try:
     with np.load(path) as z:
       data = {k: z[k] for k in z.files}
   except Exception as e:  # zipfile/pickle errors surface as many types
-    raise ValueError(f"cannot read morphable model {path}: {e}. The file is corrupt; "
+    raise ModelFileError(f"cannot read morphable model {path}: {e}. The file is corrupt; "
                      "re-create it with `python tools/fetch_assets.py --force`.") from e
   missing = [k for k in _ARRAY_FIELDS + ("header",) if k not in data and k not in _OPTIONAL_FIELDS]
   if missing:
-    raise ValueError(f"{path} is not a ganfit_jax morphable model (missing {missing})")
+    raise ModelFileError(f"{path} is not a ganfit_jax morphable model (missing {missing}); convert models with "
+                         "tools/convert_model.py")
   header = json.loads(bytes(data["header"]).decode())
   model = MorphableModel(
       mean=jnp.asarray(data["mean"], jnp.float32),
@@ -137,7 +148,10 @@ def load_npz(path: str) -> MorphableModel:
       expression_kind=header.get("expression_kind", EXPRESSION_GAUSSIAN),
       name=header.get("name", os.path.basename(path)),
   )
-  return model.validate()
+  try:
+    return model.validate()
+  except ValueError as e:
+    raise ModelFileError(f"{path}: {e}") from e
 
 
 def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_triangles=None,

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Dict, List, Sequence
+from typing import Optional, Dict, List, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -143,6 +143,8 @@ class Reconstructor:
 
   def __init__(self, cfg):
     self.cfg = cfg
+    if self.detector not in face.DETECTORS:
+      raise ValueError(f"detector {self.detector!r} is not one of {', '.join(face.DETECTORS)}")
     model = morphable.load(cfg.model)
     texture = texture_models.load(cfg.texture_model)
     net = identity_lib.load(cfg.identity_net)
@@ -159,7 +161,35 @@ class Reconstructor:
 
   def prepare(self, path: str, select="largest", landmarks=None, face_box=None) -> face.PreparedFace:
     """:func:`ganfit_jax.face.prepare` at this config's canvas size."""
-    return face.prepare(path, self.cfg.canvas_size, select=select, landmarks=landmarks, face_box=face_box)
+    return face.prepare(path, self.cfg.canvas_size, select=select, landmarks=landmarks, face_box=face_box,
+                        detector=self.detector)
+
+  def prepare_faces(self, path: str) -> List[face.PreparedFace]:
+    """:func:`ganfit_jax.face.prepare_faces` (every face of a photo) at this config's canvas size."""
+    return face.prepare_faces(path, self.cfg.canvas_size, detector=self.detector)
+
+  def layout_note(self) -> Optional[str]:
+    """A warning when the texture model was not made for this model's UV layout (its chart, the texels
+    it colours, covers under 80% of the model's UV charts at the texture's resolution, or the reverse):
+    the fit still runs, the texture lands on the wrong places; None when they agree."""
+    tex = self.scene.texture
+    if tex is None:
+      return None
+    from ganfit_jax.texture import layout
+    covered = layout.texel_map(self.scene.model, int(tex.resolution)).mask
+    chart = np.asarray(tex.chart, bool)
+    iou = float((covered & chart).sum() / max((covered | chart).sum(), 1))
+    if iou >= 0.8:
+      return None
+    return (f"the texture model ({self.cfg.texture_model}) was made for another UV layout than the model "
+            f"{self.cfg.model!r} (chart overlap {iou:.2f}); shape, pose and landmarks fit as usual, but the texture "
+            "will be misplaced. Build a texture model for this layout (tools/build_uv_dataset.py + "
+            "tools/build_pca.py or tools/train_gan.py with --config.model=...), or use a model in ICT-FaceKit's "
+            "layout.")
+
+  @property
+  def detector(self) -> str:
+    return str(self.cfg.get("detector", face.DEFAULT_DETECTOR))
 
   def fit(self, prepared: List[face.PreparedFace], sources: Sequence[str], shared_identity: bool = False,
           progress=None, mesh=None, photo_keys=None) -> List[Result]:
@@ -204,6 +234,8 @@ class Reconstructor:
     used.update(_used(self.cfg.identity_net, {}))
     if detected:
       used.update(_used("dlib_landmarks68", {}))
+      if self.detector == "yunet":
+        used.update(_used("yunet", {}))
     return used
 
   def write(self, r: Result, out_dir: str, overwrite: bool = True, tmp_root=None) -> dict:

@@ -133,7 +133,9 @@ def test_landmark_files_and_the_pts_shift(tmp_path):
   (tmp_path / "c.json").write_text(json.dumps({"landmarks_3d_mm": np.c_[pts, pts[:, :1]].tolist()}))
   assert lm_eval.read_landmarks(str(tmp_path / "c.json"), dims=3).shape == (68, 3)
   (tmp_path / "d.ljson").write_text(json.dumps({"landmarks": {"points": pts[:, ::-1].tolist()}}))
-  np.testing.assert_allclose(lm_eval.read_landmarks(str(tmp_path / "d.ljson")), pts)
+  np.testing.assert_allclose(lm_eval.read_landmarks(str(tmp_path / "d.ljson")), pts + 0.5)  # menpo: 0-based
+  (tmp_path / "e.ljson").write_text(json.dumps({"groups": {"LJSON": {"landmarks": {"points": pts[:, ::-1].tolist()}}}}))
+  np.testing.assert_allclose(lm_eval.read_landmarks(str(tmp_path / "e.ljson")), pts + 0.5)
   (tmp_path / "bad.pts").write_text("nothing here")
   for bad in ("bad.pts", "missing.npy", "c.txt"):
     with pytest.raises(lm_eval.LandmarkFileError):

@@ -266,6 +266,7 @@ def test_cli_on_real_lfw_photo(tmp_path):
   out = tmp_path / "res"
   r = _fit([f"--image={photo}", f"--out={out}"] + TINY, tmp_path)
   assert r.returncode == 0, r.stderr[-3000:]
+  assert "another UV layout" not in r.stderr  # the shipped texture models are in ICT-FaceKit's layout
   for name in ("mesh.obj", "mesh.mtl", "texture.png", "mesh_neutral.obj", "mesh.glb", "params.npz",
                "params.json", "overlay.png", "render.png", "comparison.png", "convergence.png", "report.json"):
     assert (out / name).exists() and (out / name).stat().st_size > 0, name
@@ -275,7 +276,7 @@ def test_cli_on_real_lfw_photo(tmp_path):
   assert lm[:, 0].min() > 0 and lm[:, 0].max() < 250  # mapped back onto the 250 px photo
   assert -1.0 <= rep["identity_cosine_photo_vs_render"] < 0.999
   assert set(rep["final_loss_terms"]) >= {"identity", "identity_hat", "content", "pixel", "landmark"}
-  assert set(rep["assets"]) == {"ict", "texture_gan", "sface", "dlib_landmarks68"}
+  assert set(rep["assets"]) == {"ict", "texture_gan", "sface", "dlib_landmarks68", "yunet"}
   params = json.loads((out / "params.json").read_text())
   assert "jawOpen" in params["expression"] and len(params["camera"]["position"]) == 3
   assert "map_Kd texture.png" in (out / "mesh.mtl").read_text()
@@ -356,3 +357,81 @@ def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path):
 
 
 
+
+
+def test_cli_every_bad_input_class(tmp_path):
+  """Each class of user mistake: a message naming it, exit 2 (bad input or flag) or 3 (missing or
+  corrupt asset), no traceback, nothing written."""
+  import cv2
+  good = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
+  raw = open(good, "rb").read()
+  (tmp_path / "empty.jpg").write_bytes(b"")
+  (tmp_path / "truncated.jpg").write_bytes(raw[:300])
+  (tmp_path / "corrupt.jpg").write_bytes(raw[:600] + bytes(range(256)) * 8)
+  (tmp_path / "text.png").write_text("not a picture")
+  cv2.imwrite(str(tmp_path / "tiny.png"), np.full((6, 6, 3), 100, np.uint8))
+  # a PNG whose header claims 100000 x 100000 pixels (a decompression bomb)
+  import struct
+  import zlib
+  ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+  chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
+  (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                                      + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+  (tmp_path / "a_dir.jpg").mkdir()
+  (tmp_path / "a_file").write_text("x")
+  (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+  (tmp_path / "lm.pts").write_text("version: 1\n{ 1 2 }\n")
+  out = tmp_path / "res"
+  cases = [
+      ([f"--image={tmp_path / 'missing.jpg'}"], 2, "does not exist"),
+      ([f"--image={tmp_path / 'empty.jpg'}"], 2, "empty"),
+      ([f"--image={tmp_path / 'truncated.jpg'}"], 2, "truncated.jpg"),
+      ([f"--image={tmp_path / 'corrupt.jpg'}"], 2, "corrupt.jpg"),
+      ([f"--image={tmp_path / 'text.png'}"], 2, "not an image format"),
+      ([f"--image={tmp_path / 'tiny.png'}"], 2, "tiny.png"),
+      ([f"--image={tmp_path / 'bomb.png'}"], 2, "pixels"),
+      ([f"--image={tmp_path / 'a_dir.jpg'}"], 2, "not a file"),
+      ([f"--image={good}", f"--landmarks={tmp_path / 'lm.pts'}"], 2, "68 points"),
+      ([f"--image={good}", f"--landmarks={tmp_path}"], 2, "landmark file not found"),
+      ([f"--image={good}", "--face=3"], 2, "has 1 face(s)"),
+      ([f"--image={good}", "--face_box=1,2,3"], 2, "x,y,w,h"),
+      ([f"--images={good},{tmp_path / 'text.png'}"], 2, "text.png"),
+      ([f"--image={good}", f"--out={tmp_path / 'a_file'}"], 2, "is a file"),
+      ([f"--image={good}", f"--config.texture_model={tmp_path / 'none.npz'}"], 3, "none.npz"),
+      ([f"--image={good}", f"--config.texture_model={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
+      ([f"--image={good}", f"--config.identity_net={tmp_path / 'none.npz'}"], 3, "none.npz"),
+      ([f"--image={good}", f"--config.identity_net={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
+      ([f"--image={good}", f"--config.model={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
+      ([f"--image={good}", "--config.model=nosuchmodel"], 3, "nosuchmodel"),
+      ([f"--image={good}", "--config.detector=mtcnn"], 2, "detector 'mtcnn'"),
+      ([f"--image={good}", "--config.stages.align.weights.landmark=inf"], 2, "must be a finite"),
+      ([f"--image={good}", "--config.chunk=0"], 2, "chunk"),
+  ]
+  failures = []
+  for args, code, message in cases:
+    if not any(a.startswith("--out=") for a in args):
+      args = args + [f"--out={out}"]
+    r = _fit(TINY + args, tmp_path)  # --config before its --config.FIELD overrides
+    if r.returncode != code or message not in r.stderr or "Traceback" in r.stderr:
+      failures.append((args[0:2], r.returncode, r.stderr[-600:]))
+    if out.exists():
+      failures.append((args[0:2], "wrote", sorted(os.listdir(out))))
+  assert not failures, failures
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial")]
+
+
+def test_cli_fits_a_converted_model_file(tmp_path):
+  """--config.model=PATH.npz: any model file the converters write fits end to end (here a tiny synthetic
+  cube with its own UVs), with a warning that the shipped texture models are in another UV layout."""
+  from conftest import make_tiny_model
+  from ganfit_jax import morphable
+  morphable.save_npz(str(tmp_path / "cube.npz"), make_tiny_model())
+  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
+  out = tmp_path / "res"
+  r = _fit(TINY + [f"--image={photo}", f"--out={out}", f"--config.model={tmp_path / 'cube.npz'}"], tmp_path)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "another UV layout" in r.stderr and "cube.npz" in r.stderr
+  verts = [line for line in (out / "mesh.obj").read_text().splitlines() if line.startswith("v ")]
+  assert len(verts) == 8  # the cube's mesh, not ICT-FaceKit's
+  rep = json.loads((out / "report.json").read_text())
+  assert np.all(np.isfinite(np.array(rep["landmarks_photo_px"]))) and "ict" not in rep["assets"]

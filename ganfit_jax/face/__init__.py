@@ -6,9 +6,9 @@ from typing import List, Optional, Union
 import numpy as np
 
 from ganfit_jax.face.align import (ARCFACE_112, align_112, apply_affine, arcface_transform, canvas_template,
-                                   crop_to_canvas, five_points, invert_affine, similarity_transform, warp_affine)
-from ganfit_jax.face.detect import (MIN_FACE_PIXELS, SELECTIONS, Face, detect_faces, face_near_box, parse_box,
-                                    select_face)
+                                   crop_to_canvas, five_points, invert_affine, similarity_transform, turn, warp_affine)
+from ganfit_jax.face.detect import (DEFAULT_DETECTOR, DETECTORS, MIN_FACE_PIXELS, SELECTIONS, Face,
+                                    detect_faces, face_near_box, parse_box, select_face)
 from ganfit_jax.face.errors import (FaceBoxError, FaceIndexError, FaceInputError, FaceTooSmallError, ImageReadError,
                                     ImageTooLargeError, NoFaceError, UnsupportedFormatError)
 from ganfit_jax.face import image_io
@@ -41,20 +41,21 @@ DETAIL_SCALE = 4  # the detail crop's side in canvas sides (224 -> 896 px)
 
 
 def prepare(path: str, size: int = 224, select: Union[str, int] = "largest",
-            min_face: int = MIN_FACE_PIXELS, landmarks=None, face_box=None) -> PreparedFace:
+            min_face: int = MIN_FACE_PIXELS, landmarks=None, face_box=None,
+            detector: str = DEFAULT_DETECTOR) -> PreparedFace:
   """load -> detect -> pick one face -> 68 landmarks -> canvas crop. Raises FaceInputError subclasses.
 
   ``landmarks``: a landmark file (:func:`read_landmarks`: ``.pts``, ``.json``, ``.npy``) or a (68, 2) array
   in photo pixels: detection is skipped. ``face_box``: ``x,y,w,h`` (photo pixels): the detected face nearest
-  this box instead of ``select``.
+  this box instead of ``select``. ``detector``: one of :data:`DETECTORS`.
   """
   return prepare_image(load_image(path), size, select, min_face, source=path, landmarks=landmarks,
-                       face_box=face_box)
+                       face_box=face_box, detector=detector)
 
 
 def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = "largest",
                   min_face: int = MIN_FACE_PIXELS, source: str = "image", landmarks=None,
-                  face_box=None) -> PreparedFace:
+                  face_box=None, detector: str = DEFAULT_DETECTOR) -> PreparedFace:
   """:func:`prepare` for an (H, W, 3) float RGB image already in memory."""
   if landmarks is not None:
     lm = read_landmarks(landmarks) if isinstance(landmarks, str) else np.asarray(landmarks, np.float32)
@@ -64,7 +65,7 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
       raise LandmarkFileError(f"the landmarks given for {source} lie mostly outside its {w}x{h} pixels; are they "
                               "for another photo or in another unit (they must be photo pixels)?")
     return from_landmarks(image, lm, size, num_faces=1)
-  faces = detect_faces(image)
+  faces = detect_faces(image, detector=detector)
   if face_box is not None:
     face = face_near_box(image, faces, face_box)
     if face.size < min_face:
@@ -77,10 +78,11 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
   return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1), detected=True)
 
 
-def prepare_faces(path: str, size: int = 224, min_face: int = MIN_FACE_PIXELS) -> List[PreparedFace]:
+def prepare_faces(path: str, size: int = 224, min_face: int = MIN_FACE_PIXELS,
+                  detector: str = DEFAULT_DETECTOR) -> List[PreparedFace]:
   """Every face of a photo at least ``min_face`` wide (largest first), each prepared as :func:`prepare`."""
   image = load_image(path)
-  faces = detect_faces(image)
+  faces = detect_faces(image, detector=detector)
   return [from_landmarks(image, f.landmarks, size, num_faces=len(faces), detected=True)
           for f in select_face(faces, "all", min_face, source=path)]
 
@@ -103,8 +105,8 @@ def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, 
 
 
 __all__ = ["ARCFACE_112", "align_112", "apply_affine", "arcface_transform", "canvas_template", "crop_to_canvas",
-           "five_points", "invert_affine", "similarity_transform", "warp_affine", "MIN_FACE_PIXELS", "Face",
-           "detect_faces", "select_face", "face_near_box", "parse_box", "FaceBoxError", "LandmarkFileError",
-           "read_landmarks", "FaceIndexError", "FaceInputError", "FaceTooSmallError",
-           "ImageReadError", "ImageTooLargeError", "NoFaceError", "UnsupportedFormatError", "load_image",
-           "PreparedFace", "prepare", "prepare_image", "prepare_faces", "from_landmarks", "SELECTIONS"]
+           "five_points", "invert_affine", "similarity_transform", "turn", "warp_affine", "DEFAULT_DETECTOR",
+           "DETECTORS", "MIN_FACE_PIXELS", "Face", "detect_faces", "select_face", "face_near_box", "parse_box",
+           "FaceBoxError", "LandmarkFileError", "read_landmarks", "FaceIndexError", "FaceInputError",
+           "FaceTooSmallError", "ImageReadError", "ImageTooLargeError", "NoFaceError", "UnsupportedFormatError",
+           "load_image", "PreparedFace", "prepare", "prepare_image", "prepare_faces", "from_landmarks", "SELECTIONS"]

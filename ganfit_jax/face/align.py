@@ -74,6 +74,25 @@ def apply_affine(m, points):
   return points @ xp.asarray(m)[:, :2].T + xp.asarray(m)[:, 2][None, :]
 
 
+def turn(image: np.ndarray, degrees: float, border: str = "constant"):
+  """An image turned counter-clockwise about its centre onto a canvas that holds all of it.
+
+  Returns (turned image, (2, 3) map of continuous coordinates: original -> turned); map points with
+  :func:`apply_affine`. ``border``: 'constant' (black) or 'reflect'.
+  """
+  import cv2
+  h, w = image.shape[:2]
+  m = cv2.getRotationMatrix2D((w / 2, h / 2), float(degrees), 1.0)
+  c, s = abs(m[0, 0]), abs(m[0, 1])
+  nw, nh = int(np.ceil(h * s + w * c - 1e-6)), int(np.ceil(h * c + w * s - 1e-6))
+  m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
+  mode = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT}[border]
+  out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=mode)
+  continuous = np.array(m, np.float64)
+  continuous[:, 2] += 0.5 - m[:, :2] @ np.array([0.5, 0.5])  # pixel indices -> continuous coordinates
+  return out, continuous
+
+
 def warp_affine(image, m, out_height: int, out_width: int):
   """Differentiable bilinear warp equal to ``cv2.warpAffine(image, m, (W, H))`` inside the image
   (outside it: 0; cv2 also blends the half pixel at the border).
@@ -91,6 +110,9 @@ def warp_affine(image, m, out_height: int, out_width: int):
     raise ValueError(f"image must be (H, W, C) and m (2, 3), got {image.shape} and {m.shape}")
   a = m[:, :2]
   det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+  # a degenerate map (e.g. the alignment of landmarks that all project to one point) samples one
+  # point instead of dividing by zero
+  det = jnp.where(jnp.abs(det) < 1e-12, 1e-12, det)
   inv = jnp.stack([jnp.stack([a[1, 1], -a[0, 1]]), jnp.stack([-a[1, 0], a[0, 0]])]) / det
   ys, xs = jnp.meshgrid(jnp.arange(out_height, dtype=jnp.float32), jnp.arange(out_width, dtype=jnp.float32),
                         indexing="ij")

@@ -1,4 +1,5 @@
-"""Face detection and 68-point landmarks with dlib (HOG detector + 300-W shape predictor).
+"""Face detection and 68-point landmarks: YuNet (default, :mod:`ganfit_jax.face.yunet`) or dlib's frontal
+HOG detector, with dlib's 300-W shape predictor for the 68 points either way.
 
 Landmarks are returned in this project's continuous pixel coordinates of the
 original photo: x right, y down, the centre of pixel (i, j) at (j + 0.5, i + 0.5).
@@ -14,11 +15,13 @@ from typing import List, Union
 import numpy as np
 
 from ganfit_jax import assets
-from ganfit_jax.face import image_io
+from ganfit_jax.face import image_io, yunet
 from ganfit_jax.face.errors import FaceBoxError, FaceIndexError, FaceTooSmallError, NoFaceError
 
 MIN_FACE_PIXELS = 40  # inter-ocular distance is ~1/3 of this; smaller faces fit poorly
-DETECT_MAX_SIDE = 1280
+DETECT_MAX_SIDE = 1280  # dlib's
+DETECTORS = ("yunet", "dlib")  # the default chosen by measurement: WORKSPACE.md "Measured: face front-end"
+DEFAULT_DETECTOR = "yunet"
 
 
 @dataclasses.dataclass
@@ -50,28 +53,42 @@ def _predictor_path() -> str:
   return assets.path("dlib_landmarks68")
 
 
-def detect_faces(image: np.ndarray, *, upsample: int = -1, max_side: int = DETECT_MAX_SIDE) -> List[Face]:
+def detect_faces(image: np.ndarray, *, detector: str = DEFAULT_DETECTOR, upsample: int = -1,
+                 max_side: int = DETECT_MAX_SIDE) -> List[Face]:
   """All faces in an (H, W, 3) float RGB image, largest first, each with 68 landmarks.
 
   Args:
     image: float RGB in [0, 1].
+    detector: 'yunet' (finds tilted, profile, small and partly hidden faces; 68 points on an upright
+      crop) or 'dlib' (dlib's frontal HOG detector; the default before YuNet).
     upsample: dlib's upsampling count; -1 picks 1 for images under 640 px, else 0.
-    max_side: huge images are downscaled to this for detection (landmarks are
+    max_side: (dlib) huge images are downscaled to this for detection (landmarks are
       then predicted on the full-resolution image).
   """
   if image.ndim != 3 or image.shape[2] != 3:
     raise ValueError(f"image must be (H, W, 3), got {image.shape}")
-  detector, predictor = _dlib_models()
+  if detector not in DETECTORS:
+    raise ValueError(f"detector {detector!r}: use one of {', '.join(DETECTORS)}")
+  hog, predictor = _dlib_models()
   u8 = image_io.to_uint8(image)
+  if detector == "dlib":
+    faces = _hog_faces(hog, predictor, u8, upsample, max_side)
+  else:
+    faces = [Face(box=box, score=score, landmarks=yunet.landmarks68(predictor, u8, five))
+             for box, score, five in yunet.detect(u8)]
+  faces.sort(key=lambda f: -f.size)
+  return faces
+
+
+def _hog_faces(hog, predictor, u8: np.ndarray, upsample: int, max_side: int) -> List[Face]:
   small, s = image_io.downscale_for_detection(u8, max_side)
   if upsample < 0:
     upsample = 1 if max(small.shape[:2]) < 640 else 0
-  rects, scores, _ = detector.run(np.ascontiguousarray(small), upsample, 0.0)
+  rects, scores, _ = hog.run(np.ascontiguousarray(small), upsample, 0.0)
   faces = []
   for r, sc in zip(rects, scores):
     box = np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float64) / s
     faces.append(Face(box=box.astype(np.float32), score=float(sc), landmarks=_predict(predictor, u8, box)))
-  faces.sort(key=lambda f: -f.size)
   return faces
 
 

@@ -2,7 +2,9 @@
 
 Coordinates follow this project's convention: continuous pixels, the centre of pixel (i, j) at
 (j + 0.5, i + 0.5). iBUG ``.pts`` files count from 1 (the first pixel's centre is (1, 1)), so
-:func:`read_landmarks` shifts them by -0.5 (a 1-based index p is the continuous coordinate p - 0.5).
+:func:`read_landmarks` shifts them by -0.5 (a 1-based index p is the continuous coordinate p - 0.5);
+menpo's ``.ljson`` stores (y, x) with the first pixel's centre at (0, 0), so it is swapped and shifted
+by +0.5.
 Used by the front-end (user-supplied landmarks skip detection) and by the evaluation (ground truth).
 """
 
@@ -40,8 +42,10 @@ def read_landmarks(path: str, dims: int = 2) -> np.ndarray:
     elif ext in (".json", ".ljson"):
       with open(path) as f:
         d = json.load(f)
+      if isinstance(d, dict) and ext == ".ljson" and isinstance(d.get("groups"), dict) and d["groups"]:
+        d = next(iter(d["groups"].values()))  # menpo ljson v2/v3: the first landmark group
       if ext == ".ljson" or (isinstance(d, dict) and "landmarks" in d and isinstance(d["landmarks"], dict)):
-        pts = np.asarray(d["landmarks"]["points"], np.float64)[:, ::-1]  # menpo stores (y, x)
+        pts = np.asarray(d["landmarks"]["points"], np.float64)[:, ::-1] + 0.5  # menpo: (y, x), 0-based
       elif isinstance(d, dict):
         key = {3: ("landmarks_3d_mm", "landmarks"), 2: ("landmarks_photo_px", "landmarks")}[dims]
         found = [k for k in key if k in d]
@@ -56,7 +60,7 @@ def read_landmarks(path: str, dims: int = 2) -> np.ndarray:
       raise LandmarkFileError(f"{path}: unknown landmark format {ext!r}; use .pts, .json, .ljson or .npy")
   except LandmarkFileError:
     raise
-  except (ValueError, KeyError, TypeError, OSError) as e:
+  except (ValueError, KeyError, TypeError, IndexError, OSError, EOFError) as e:  # EOFError: a cut .npy
     raise LandmarkFileError(f"{path}: not a readable landmark file ({type(e).__name__}: {e})") from e
   pts = np.asarray(pts, np.float64)
   if pts.ndim != 2 or pts.shape[0] != 68 or pts.shape[1] < dims:

@@ -13,6 +13,7 @@ metadata, written by ``tools/convert_sface.py`` and ``tools/convert_arcface.py``
 from __future__ import annotations
 
 import functools
+import zipfile
 from typing import Any, Dict, Tuple
 
 import flax.linen as nn
@@ -105,7 +106,7 @@ def load(name_or_path: str = "sface") -> IdentityNet:
   except FileNotFoundError as e:
     raise assets.AssetError(f"identity network {name_or_path!r} not found: use 'sface' or the path of a file "
                             "written by tools/convert_arcface.py") from e
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # a cut or foreign file
     raise assets.AssetError(f"{path} is not an identity network written by tools/convert_arcface.py or "
                             f"tools/convert_sface.py ({e})") from e
   return IdentityNet(variables=variables, net=net, arch=arch)

@@ -15,6 +15,7 @@ can be an argument of a compiled function.
 from __future__ import annotations
 
 import json
+import zipfile
 from typing import Any, Tuple
 
 import jax
@@ -98,7 +99,7 @@ def load(name_or_path: str = "gan") -> TextureModel:
   except FileNotFoundError as e:
     raise assets.AssetError(f"texture model {name_or_path!r} not found: use 'gan', 'pca' or the path of a "
                             "file written by tools/train_gan.py --export or tools/build_pca.py") from e
-  except (OSError, ValueError, KeyError) as e:
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # a cut or foreign file
     raise assets.AssetError(f"{path} is not a texture model written by tools/train_gan.py --export or "
                             f"tools/build_pca.py ({e})") from e
   return load_pca(path) if kind == "pca" else load_gan(path)
