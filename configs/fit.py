@@ -33,7 +33,8 @@ def get_config(preset: str = "fast"):
   c.model = "ict"                  # asset name or a converted .npz (tools/convert_model.py)
   c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or an exported .npz
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
-  c.detector = "yunet"             # face detector: 'yunet' (tilted/profile/small faces) or 'dlib' (frontal HOG)
+  c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
+                                   # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
   c.canvas_size = 224
   c.texture_size = 256             # side of the composed texture the renderer samples while fitting
   c.output_texture_size = 512      # side of texture.png and of the exports' texture

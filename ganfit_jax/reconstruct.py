@@ -234,7 +234,7 @@ class Reconstructor:
     used.update(_used(self.cfg.identity_net, {}))
     if detected:
       used.update(_used("dlib_landmarks68", {}))
-      if self.detector == "yunet":
+      if self.detector in ("combined", "yunet"):
         used.update(_used("yunet", {}))
     return used
 

@@ -221,17 +221,18 @@ def test_warp_gradients():
 def test_yunet_finds_tilted_faces_dlib_misses():
   """The default detector finds a face turned by 50 and 90 degrees, where dlib's frontal detector finds
   none, and its 68 points agree with dlib's on the upright photo turned the same way."""
-  assert face.DEFAULT_DETECTOR == "yunet" and set(face.DETECTORS) == {"yunet", "dlib"}
+  assert face.DEFAULT_DETECTOR == "combined" and set(face.DETECTORS) == {"combined", "yunet", "dlib"}
   photo = face.load_image(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg"))
   ref = face.detect_faces(photo, detector="dlib")[0].landmarks
-  upright = face.detect_faces(photo)[0]
+  np.testing.assert_array_equal(face.detect_faces(photo)[0].landmarks, ref)  # combined: dlib's where it works
+  alone = face.detect_faces(photo, detector="yunet")[0]
   iod = np.linalg.norm(ref[36] - ref[45])
-  assert np.linalg.norm(upright.landmarks - ref, axis=1).mean() / iod < 0.06
+  assert np.linalg.norm(alone.landmarks - ref, axis=1).mean() / iod < 0.06
   for degrees in (50, -90):
     img, m = face.turn(photo, degrees, border="reflect")
     truth = face.apply_affine(m, ref)
     assert not [f for f in face.detect_faces(img, detector="dlib") if f.size >= face.MIN_FACE_PIXELS]
-    faces = face.detect_faces(img)
+    faces = face.detect_faces(img)  # combined: YuNet's face and points (dlib found none)
     assert faces, degrees
     err = np.linalg.norm(faces[0].landmarks - truth, axis=1).mean() / iod
     assert err < 0.08, (degrees, err)

@@ -16,12 +16,17 @@ import numpy as np
 
 from ganfit_jax import assets
 from ganfit_jax.face import image_io, yunet
+from ganfit_jax.face.align import five_points
 from ganfit_jax.face.errors import FaceBoxError, FaceIndexError, FaceTooSmallError, NoFaceError
 
 MIN_FACE_PIXELS = 40  # inter-ocular distance is ~1/3 of this; smaller faces fit poorly
 DETECT_MAX_SIDE = 1280  # dlib's
-DETECTORS = ("yunet", "dlib")  # the default chosen by measurement: WORKSPACE.md "Measured: face front-end"
-DEFAULT_DETECTOR = "yunet"
+DETECTORS = ("combined", "yunet", "dlib")  # the default chosen by measurement: WORKSPACE.md
+DEFAULT_DETECTOR = "combined"
+# combined: a face dlib's detector also boxed and that is tilted less than this keeps dlib's box and
+# points (dlib's predictor learnt from its detector's boxes, and its HOG detector rarely fires beyond ~30
+# degrees); every other face, and every face dlib missed, gets YuNet's
+COMBINED_MAX_ROLL = 30.0
 
 
 @dataclasses.dataclass
@@ -59,8 +64,9 @@ def detect_faces(image: np.ndarray, *, detector: str = DEFAULT_DETECTOR, upsampl
 
   Args:
     image: float RGB in [0, 1].
-    detector: 'yunet' (finds tilted, profile, small and partly hidden faces; 68 points on an upright
-      crop) or 'dlib' (dlib's frontal HOG detector; the default before YuNet).
+    detector: 'combined' (YuNet's faces; dlib's box and points for those dlib's detector also found
+      tilted under COMBINED_MAX_ROLL), 'yunet' (YuNet alone: finds tilted, profile, small and partly
+      hidden faces; 68 points on an upright crop) or 'dlib' (dlib's frontal HOG detector alone).
     upsample: dlib's upsampling count; -1 picks 1 for images under 640 px, else 0.
     max_side: (dlib) huge images are downscaled to this for detection (landmarks are
       then predicted on the full-resolution image).
@@ -71,11 +77,18 @@ def detect_faces(image: np.ndarray, *, detector: str = DEFAULT_DETECTOR, upsampl
     raise ValueError(f"detector {detector!r}: use one of {', '.join(DETECTORS)}")
   hog, predictor = _dlib_models()
   u8 = image_io.to_uint8(image)
+  hog_faces = _hog_faces(hog, predictor, u8, upsample, max_side) if detector != "yunet" else []
   if detector == "dlib":
-    faces = _hog_faces(hog, predictor, u8, upsample, max_side)
+    faces = hog_faces
   else:
-    faces = [Face(box=box, score=score, landmarks=yunet.landmarks68(predictor, u8, five))
-             for box, score, five in yunet.detect(u8)]
+    faces = []
+    for box, score, five in yunet.detect(u8):
+      same = [f for f in hog_faces if yunet.box_overlap(box, f.box) >= 0.5]
+      if same and abs(yunet.face_roll(five_points(same[0].landmarks))) < COMBINED_MAX_ROLL:
+        lm = same[0].landmarks  # YuNet's box still: one box convention ranks the faces by size
+      else:
+        lm = yunet.landmarks68(predictor, u8, five)
+      faces.append(Face(box=box, score=score, landmarks=lm))
   faces.sort(key=lambda f: -f.size)
   return faces
 
