@@ -435,3 +435,24 @@ def test_cli_fits_a_converted_model_file(tmp_path):
   assert len(verts) == 8  # the cube's mesh, not ICT-FaceKit's
   rep = json.loads((out / "report.json").read_text())
   assert np.all(np.isfinite(np.array(rep["landmarks_photo_px"]))) and "ict" not in rep["assets"]
+
+
+def test_cli_corrupt_cached_asset_exits_3(tmp_path):
+  """A default asset in the cache that no longer matches its checksum: exit 3 with the fix, nothing written."""
+  from ganfit_jax import assets
+  cache = tmp_path / "cache"
+  cache.mkdir()
+  for name in os.listdir(assets.cache_dir()):
+    src = os.path.join(assets.cache_dir(), name)
+    if os.path.isfile(src):
+      os.symlink(src, cache / name)
+  sface = assets.get("sface").filename
+  (cache / sface).unlink()
+  (cache / sface).write_bytes(open(os.path.join(assets.cache_dir(), sface), "rb").read()[:1000])  # cut short
+  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
+  out = tmp_path / "res"
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), f"--image={photo}", f"--out={out}"] + TINY,
+                     capture_output=True, text=True, cwd=str(tmp_path), env=dict(os.environ, GANFIT_ASSETS=str(cache)))
+  assert r.returncode == 3 and "sha256" in r.stderr and "fetch_assets.py --assets=sface --force" in r.stderr, \
+      r.stderr[-2000:]
+  assert "Traceback" not in r.stderr and not out.exists()
