@@ -74,6 +74,32 @@ def apply_affine(m, points):
   return points @ xp.asarray(m)[:, :2].T + xp.asarray(m)[:, 2][None, :]
 
 
+def index_map(m) -> np.ndarray:
+  """A (2, 3) map of continuous coordinates as the same map of pixel indices (cv2's convention:
+  index = continuous - 0.5 on both sides)."""
+  out = np.array(m, np.float64)
+  out[:, 2] += out[:, :2] @ np.array([0.5, 0.5]) - 0.5
+  return out
+
+
+def continuous_map(m) -> np.ndarray:
+  """The inverse of :func:`index_map`: a cv2 map of pixel indices as a map of continuous coordinates."""
+  out = np.array(m, np.float64)
+  out[:, 2] += 0.5 - out[:, :2] @ np.array([0.5, 0.5])
+  return out
+
+
+def box_intersection(a, b) -> float:
+  """Area shared by two (x0, y0, x1, y1) boxes."""
+  iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+  ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+  return float(iw * ih)
+
+
+def box_area(b) -> float:
+  return float((b[2] - b[0]) * (b[3] - b[1]))
+
+
 def turn(image: np.ndarray, degrees: float, border: str = "constant"):
   """An image turned counter-clockwise about its centre onto a canvas that holds all of it.
 
@@ -88,9 +114,7 @@ def turn(image: np.ndarray, degrees: float, border: str = "constant"):
   m[:, 2] += (nw / 2 - w / 2, nh / 2 - h / 2)
   mode = {"constant": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT}[border]
   out = cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=mode)
-  continuous = np.array(m, np.float64)
-  continuous[:, 2] += 0.5 - m[:, :2] @ np.array([0.5, 0.5])  # pixel indices -> continuous coordinates
-  return out, continuous
+  return out, continuous_map(m)
 
 
 def warp_affine(image, m, out_height: int, out_width: int):
@@ -151,9 +175,6 @@ def crop_to_canvas(image: np.ndarray, landmarks68: np.ndarray, size: int = 224):
   """
   import cv2
   to_canvas = similarity_transform(five_points(np.asarray(landmarks68)), canvas_template(size))
-  # continuous -> pixel-index coordinates for cv2: p_idx = p - 0.5 on both sides
-  m_idx = to_canvas.astype(np.float64).copy()
-  m_idx[:, 2] += m_idx[:, :2] @ np.array([0.5, 0.5]) - 0.5
-  canvas = cv2.warpAffine(np.asarray(image, np.float32), m_idx, (size, size), flags=cv2.INTER_LINEAR,
+  canvas = cv2.warpAffine(np.asarray(image, np.float32), index_map(to_canvas), (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
   return canvas, apply_affine(to_canvas, np.asarray(landmarks68, np.float32)), to_canvas

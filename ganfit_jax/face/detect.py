@@ -16,7 +16,7 @@ import numpy as np
 
 from ganfit_jax import assets
 from ganfit_jax.face import image_io, yunet
-from ganfit_jax.face.align import five_points
+from ganfit_jax.face.align import box_area, box_intersection, five_points
 from ganfit_jax.face.errors import FaceBoxError, FaceIndexError, FaceTooSmallError, NoFaceError
 
 MIN_FACE_PIXELS = 40  # inter-ocular distance is ~1/3 of this; smaller faces fit poorly
@@ -126,11 +126,8 @@ def parse_box(box) -> np.ndarray:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-  iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-  ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-  inter = iw * ih
-  union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-  return float(inter / max(union, 1e-9))
+  inter = box_intersection(a, b)
+  return inter / max(box_area(a) + box_area(b) - inter, 1e-9)
 
 
 def face_near_box(image: np.ndarray, faces: List[Face], box) -> Face:

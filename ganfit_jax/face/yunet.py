@@ -22,7 +22,8 @@ import numpy as np
 
 from ganfit_jax import assets
 from ganfit_jax.face import image_io
-from ganfit_jax.face.align import apply_affine, five_points, invert_affine, turn
+from ganfit_jax.face.align import (apply_affine, box_area, box_intersection, five_points, index_map, invert_affine,
+                                   turn)
 
 DETECT_MAX_SIDE = 640  # YuNet finds faces down to ~10 px; larger inputs only cost time
 SCORE_THRESHOLD = 0.6
@@ -77,18 +78,9 @@ def _detect_once(u8: np.ndarray, angle: float):
   return out
 
 
-def _continuous_to_index(m: np.ndarray) -> np.ndarray:
-  """A map of continuous coordinates as cv2's map of pixel indices (index = continuous - 0.5)."""
-  out = np.array(m, np.float64)
-  out[:, 2] -= 0.5 - out[:, :2] @ np.array([0.5, 0.5])
-  return out
-
-
 def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
   """Intersection of two (x0, y0, x1, y1) boxes over the smaller one's area."""
-  iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-  ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-  return float(iw * ih / max(min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])), 1e-9))
+  return box_intersection(a, b) / max(min(box_area(a), box_area(b)), 1e-9)
 
 
 def detect(u8: np.ndarray, max_side: int = DETECT_MAX_SIDE, angles=ANGLES):
@@ -156,7 +148,7 @@ def _predict_upright(predictor, u8: np.ndarray, five: np.ndarray, coeffs) -> np.
   c, s = scale * np.cos(-turn), scale * np.sin(-turn)
   m = np.array([[c, -s, 0.0], [s, c, 0.0]])  # photo -> crop: turned, scaled, the box centred
   m[:, 2] = crop_side / 2 - m[:, :2] @ centre
-  crop = cv2.warpAffine(u8, _continuous_to_index(m), (crop_side, crop_side), flags=cv2.INTER_LINEAR,
+  crop = cv2.warpAffine(u8, index_map(m), (crop_side, crop_side), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
   lo = int(round(crop_side / 2 - CROP_BOX_SIDE / 2))
   hi = lo + int(round(CROP_BOX_SIDE))
