@@ -78,6 +78,8 @@ def index_map(m) -> np.ndarray:
   """A (2, 3) map of continuous coordinates as the same map of pixel indices (cv2's convention:
   index = continuous - 0.5 on both sides)."""
   out = np.array(m, np.float64)
+  if out.shape != (2, 3):
+    raise ValueError(f"an affine map must be (2, 3), got {out.shape}")
   out[:, 2] += out[:, :2] @ np.array([0.5, 0.5]) - 0.5
   return out
 
@@ -85,6 +87,8 @@ def index_map(m) -> np.ndarray:
 def continuous_map(m) -> np.ndarray:
   """The inverse of :func:`index_map`: a cv2 map of pixel indices as a map of continuous coordinates."""
   out = np.array(m, np.float64)
+  if out.shape != (2, 3):
+    raise ValueError(f"an affine map must be (2, 3), got {out.shape}")
   out[:, 2] += 0.5 - out[:, :2] @ np.array([0.5, 0.5])
   return out
 
@@ -107,6 +111,10 @@ def turn(image: np.ndarray, degrees: float, border: str = "constant"):
   :func:`apply_affine`. ``border``: 'constant' (black) or 'reflect'.
   """
   import cv2
+  image = np.asarray(image)
+  if image.ndim not in (2, 3) or border not in ("constant", "reflect") or not np.isfinite(degrees):
+    raise ValueError(f"turn needs an (H, W[, C]) image, finite degrees and border 'constant' or 'reflect'; got "
+                     f"shape {image.shape}, degrees {degrees!r}, border {border!r}")
   h, w = image.shape[:2]
   m = cv2.getRotationMatrix2D((w / 2, h / 2), float(degrees), 1.0)
   c, s = abs(m[0, 0]), abs(m[0, 1])
