@@ -40,6 +40,9 @@ def get_config(preset: str = "fast"):
   c.output_texture_size = 512      # side of texture.png and of the exports' texture
   c.texture_detail = True          # blend the photo's own texels into the fitted texture (texture.detail);
                                    # False: the texture model's output alone (the paper's result)
+  c.export = "obj,glb,ply,arkit,html"  # files beside report.json and the pictures (tools/fit.py --export):
+                                   # obj (+ mesh_neutral.obj), glb (morph targets), ply, arkit (arkit52.json),
+                                   # html (index.html, the report page with a 3D view)
   c.render_size = 512              # render.png is rendered at this size, then placed in the photo's frame
   c.seed = 0
   c.chunk = 10                     # steps per compiled chunk (one host sync and progress update each)

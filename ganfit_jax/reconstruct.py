@@ -30,13 +30,31 @@ from ganfit_jax import assets, compiled, face, fitting, lighting, morphable, num
 from ganfit_jax import scene as scene_lib
 from ganfit_jax.face import align
 from ganfit_jax.nets import identity as identity_lib
-from ganfit_jax.outputs import images, meshes
+from ganfit_jax.outputs import arkit, images, meshes, page
 from ganfit_jax.outputs.files import atomic_dir
 from ganfit_jax.texture import detail
 from ganfit_jax.texture import models as texture_models
-from ganfit_jax.types import FaceParams
+from ganfit_jax.types import EXPRESSION_BLENDSHAPE, FaceParams
 
 GREY = 0.5  # background of renders shown alone
+# Files --export (config field ``export``) chooses among; report.json, params.* and the PNGs are always written.
+EXPORTS = {"obj": "mesh.obj + mesh.mtl + mesh_neutral.obj (mm, texture.png)",
+           "glb": "mesh.glb: textured, metres, the expression shapes as morph targets (animatable)",
+           "ply": "mesh.ply: vertex colours from the texture and per-vertex UVs (mm)",
+           "arkit": "arkit52.json: ARKit's 52 blendshape weights (models with ARKit semantics)",
+           "html": "index.html: the report page with a 3D view of mesh.glb (viewer/ beside it)"}
+PICTURES = (("photo.jpg", "photo (the fitted crop)"), ("overlay.png", "fit over the photo"),
+            ("render.png", "the face rendered alone, in the photo's frame"), ("texture.png", "UV texture"),
+            ("comparison.png", "photo | overlay | render | texture | shape"), ("convergence.png", "loss terms"))
+
+
+def parse_exports(value) -> tuple:
+  """The export names of a comma-separated string or a sequence; a ValueError names unknown ones."""
+  names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+  bad = [n for n in names if n not in EXPORTS]
+  if bad:
+    raise ValueError(f"unknown export(s) {', '.join(bad)}: choose from {', '.join(EXPORTS)}")
+  return tuple(dict.fromkeys(names))
 
 
 @dataclasses.dataclass
@@ -154,6 +172,7 @@ class Reconstructor:
     self.detail_layout = detail.detail_layout(model, cfg.output_texture_size) if cfg.texture_detail else None
     self.schedule = fitting.schedule_from_config(cfg, zero_first_init=texture.kind == "pca")
     self.render_size = int(cfg.render_size)
+    self.exports = parse_exports(cfg.get("export", ",".join(EXPORTS)))
 
   @property
   def model(self):
@@ -254,18 +273,39 @@ class Reconstructor:
     alone_photo = images.to_photo_frame(o["alone"], photo_to_render, r.prepared.photo_shape, GREY)
     import cv2
     tex_small = cv2.resize(o["texture"], (s, s), interpolation=cv2.INTER_AREA)
+    ex = self.exports
+    exported = {}
     with atomic_dir(out_dir, overwrite=overwrite, tmp_root=tmp_root) as tmp:
-      meshes.write_obj(os.path.join(tmp, "mesh.obj"), o["vertices"], self.model, material="mesh.mtl")
-      meshes.write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
-      images.write_png(os.path.join(tmp, "texture.png"), o["texture"])
-      meshes.write_obj(os.path.join(tmp, "mesh_neutral.obj"), o["neutral"], self.model, material="mesh.mtl")
-      meshes.write_glb(os.path.join(tmp, "mesh.glb"), o["vertices"], self.model, o["texture"])
+      texture_png = images.encode_png(o["texture"])
+      with open(os.path.join(tmp, "texture.png"), "wb") as fh:
+        fh.write(texture_png)
+      if "obj" in ex:
+        meshes.write_obj(os.path.join(tmp, "mesh.obj"), o["vertices"], self.model, material="mesh.mtl")
+        meshes.write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
+        meshes.write_obj(os.path.join(tmp, "mesh_neutral.obj"), o["neutral"], self.model, material="mesh.mtl")
+        exported["obj"] = ["mesh.obj", "mesh.mtl", "mesh_neutral.obj"]
+      names = arkit.target_names(self.model.expression_names) if self.model.expression_names else [
+          f"expression_{i:03d}" for i in range(self.model.num_expression)]
+      if "glb" in ex:
+        info = meshes.write_glb(os.path.join(tmp, "mesh.glb"), self.model, o["neutral"], texture_png,
+                                expression=np.asarray(f.expression), target_names=names)
+        exported["glb"] = dict(file="mesh.glb", **info)
+      if "ply" in ex:
+        exported["ply"] = dict(file="mesh.ply", vertices=meshes.write_ply(
+            os.path.join(tmp, "mesh.ply"), o["vertices"], self.model, o["texture"]))
+      if "arkit" in ex:
+        with open(os.path.join(tmp, "arkit52.json"), "w") as fh:
+          json.dump(arkit.arkit52(self.model.expression_names, np.asarray(f.expression), self.model.expression_kind,
+                                  self.model.name), fh, indent=1)
+        exported["arkit"] = ["arkit52.json"]
       with open(os.path.join(tmp, "params.json"), "w") as fh:
         json.dump(self.named_params(f), fh, indent=1)
       np.savez(os.path.join(tmp, "params.npz"), shape=np.asarray(f.shape), expression=np.asarray(f.expression),
                expression_names=np.array(self.model.expression_names), texture_latent=np.asarray(f.texture),
                camera=np.asarray(f.camera), light=np.asarray(f.light))
       images.write_png(os.path.join(tmp, "overlay.png"), o["overlay"])
+      images.write_jpg(os.path.join(tmp, "photo.jpg"),
+                       r.prepared.detail if r.prepared.detail is not None else images.to_uint8(canvas))
       images.write_png(os.path.join(tmp, "render.png"), alone_photo)
       images.write_png(os.path.join(tmp, "comparison.png"),
                        np.concatenate([canvas, o["overlay"], o["alone_small"], tex_small, o["shape"]], 1))
@@ -284,7 +324,14 @@ class Reconstructor:
           timings_s=dict(fit=round(r.seconds, 3), write=round(time.perf_counter() - t0, 3),
                          **{f"{k}_so_far": v for k, v in runtime.compile_seconds().items()}),
           steps={name: n for name, n in r.stages}, inits=self.schedule.num_inits,
-          assets=self.assets_used(detected=r.prepared.detected), versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
+          assets=self.assets_used(detected=r.prepared.detected), exports=exported,
+          versions=dict(jax=jax.__version__, ganfit_jax=_package_version()))
+      if "html" in ex:
+        gaussian = self.model.expression_kind != EXPRESSION_BLENDSHAPE
+        page.write_page(tmp, report, glb="mesh.glb" if "glb" in ex else None, target_names=names,
+                        weight_range=(-3.0, 3.0) if gaussian else (0.0, 1.0), pictures=PICTURES)
+        report["exports"]["html"] = ["index.html"] + (["viewer/"] if os.path.isdir(os.path.join(tmp, "viewer")) else [])
+      report["timings_s"]["write"] = round(time.perf_counter() - t0, 3)
       with open(os.path.join(tmp, "report.json"), "w") as fh:
         json.dump(report, fh, indent=1)
     return report

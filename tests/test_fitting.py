@@ -298,8 +298,12 @@ def test_cli_several_photos_of_one_person(tmp_path):
   d = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol")
   photos = [os.path.join(d, f"Aaron_Peirsol_000{i}.jpg") for i in (1, 2)]
   out = tmp_path / "person"
-  r = _fit([f"--images={','.join(photos)}", f"--out={out}"] + TINY, tmp_path)
+  r = _fit([f"--images={','.join(photos)}", f"--out={out}", "--export=obj,arkit"] + TINY, tmp_path)
   assert r.returncode == 0, r.stderr[-3000:]
+  for d in ("Aaron_Peirsol_0001", "identity"):  # --export: only the chosen mesh files
+    assert (out / d / "mesh.obj").exists() and (out / d / "arkit52.json").exists()
+    assert not any((out / d / n).exists() for n in ("mesh.glb", "mesh.ply", "index.html", "viewer"))
+    assert (out / d / "report.json").exists() and (out / d / "overlay.png").exists()
   a = np.load(out / "Aaron_Peirsol_0001" / "params.npz")
   b = np.load(out / "Aaron_Peirsol_0002" / "params.npz")
   np.testing.assert_array_equal(a["shape"], b["shape"])  # shared identity

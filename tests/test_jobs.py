@@ -113,6 +113,7 @@ def test_manifest_survives_a_torn_line_and_the_last_line_wins(tmp_path):
   manifest.write_summary(str(tmp_path), recs)
   rows = (tmp_path / "summary.csv").read_text().splitlines()
   assert rows[0].startswith("key,status") and len(rows) == 4
+  assert "no face" in (tmp_path / "index.html").read_text()  # the listing beside it says why b failed
   with manifest.Manifest(str(tmp_path), 1, 2) as m:
     m.append(dict(key="d", status="done"))
   assert (tmp_path / "manifest.1.jsonl").exists() and set(manifest.read(str(tmp_path))) == {"a", "b", "c", "d"}
@@ -252,6 +253,11 @@ def _check_complete(out, keys):
   assert leftovers == []
   rows = (out / "summary.csv").read_text().splitlines()
   assert len(rows) == 1 + len(keys)
+  listing = (out / "index.html").read_text()  # the top-level page: every photo, linked to its own page
+  for k in keys:
+    assert k in listing, k
+  for rec in done.values():
+    assert f"href='{rec['output']}/index.html'" in listing and (out / rec["output"] / "index.html").exists()
   return done
 
 

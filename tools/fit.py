@@ -12,11 +12,15 @@ A dataset (streamed, resumable, sharded over the local devices; README "Fitting 
   python tools/fit.py --input_dir=photos/ --out=out/many --dry_run        # counts: new, finished, failed
   ... --coordinator_address=host0:12355 --num_processes=N --process_id=I  # one of N processes (hosts)
 
-Writes per result: mesh.obj + mesh.mtl + texture.png, mesh_neutral.obj, mesh.glb, params.npz +
-params.json, overlay.png, render.png, comparison.png (photo | render | texture | shape only),
-convergence.png and report.json. --images (and each person of --input_list) also writes identity/ (the
-shared neutral face). Datasets also write manifest.jsonl (one line per photo; manifest.P.jsonl per
-process) and summary.csv; rerunning the same command skips finished photos.
+Writes per result (--export chooses the mesh and page files; all by default): mesh.obj + mesh.mtl +
+texture.png and mesh_neutral.obj; mesh.glb (metres, textured, the model's expression shapes as morph targets
+with the fitted expression as default weights: shape keys in Blender, morph targets in three.js); mesh.ply
+(vertex colours + UVs); arkit52.json (ARKit's 52 blendshape weights); index.html (the report page: pictures,
+numbers and a 3D view with expression sliders; serve it with python tools/view.py OUT). Always: params.npz +
+params.json, photo.jpg, overlay.png, render.png, comparison.png, convergence.png and report.json.
+--images (and each person of --input_list) also writes identity/ (the shared neutral face). Datasets also
+write manifest.jsonl (one line per photo; manifest.P.jsonl per process), summary.csv and index.html (every
+photo, linked); rerunning the same command skips finished photos.
 Exit codes: 0 ok, 2 bad input (the message says why and what to do), 3 missing asset.
 Nothing is left half-written in --out: each result folder is built aside and renamed into place.
 """
@@ -53,6 +57,8 @@ flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,f
                     "photos; photos with the same person share shape and texture; relative paths are relative "
                     "to the list's folder.")
 flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_list("export", None, "Mesh and page files to write, comma-separated, from obj, glb, ply, arkit, html "
+                  "(default: all, --config.export); report.json, params.* and the pictures are always written.")
 flags.DEFINE_bool("overwrite", False, "--image/--images: replace results in --out. Datasets: refit every photo "
                   "(ignore the manifest).")
 flags.DEFINE_string("face", "largest", "Which face when a photo has several: 'largest', 'center' (nearest the "
@@ -237,6 +243,12 @@ def check_flags():
     return "--face=all fits every detected face; it does not combine with --landmarks or --face_box"
   if FLAGS.workers < 1:
     return f"--workers={FLAGS.workers} must be >= 1"
+  if FLAGS.export is not None:
+    from ganfit_jax.reconstruct import parse_exports
+    try:
+      FLAGS.config.export = ",".join(parse_exports(FLAGS.export))
+    except ValueError as e:
+      return f"--export: {e}"
   if int(FLAGS.config.batch_size) < 1:
     return f"--config.batch_size={FLAGS.config.batch_size} must be >= 1"
   return None

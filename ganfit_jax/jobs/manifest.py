@@ -99,7 +99,8 @@ def should_run(rec: Optional[dict], retry_failed: bool) -> bool:
 
 def write_summary(out_dir: str, records: Dict[str, dict]) -> str:
   """``summary.csv``: one row per photo (sorted by key), written through a temporary file renamed into
-  place (several processes may write it; each write is whole)."""
+  place (several processes may write it; each write is whole), and ``index.html`` listing every photo with
+  a link to its report page (:func:`ganfit_jax.outputs.page.write_listing`)."""
   buf = io.StringIO()
   w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
   w.writeheader()
@@ -111,6 +112,8 @@ def write_summary(out_dir: str, records: Dict[str, dict]) -> str:
   with open(tmp, "w", newline="") as f:
     f.write(buf.getvalue())
   os.replace(tmp, path)
+  from ganfit_jax.outputs import page
+  page.write_listing(out_dir, [dict(records[k], out=records[k].get("output")) for k in sorted(records)])
   return path
 
 

@@ -10,8 +10,9 @@ from typing import Optional
 
 
 def atomic_write(path: str, data, mode: str = "w") -> None:
-  """Writes ``data`` to ``path`` through a temporary file renamed into place."""
-  tmp = path + ".partial"
+  """Writes ``data`` to ``path`` through a temporary file renamed into place (per process: several
+  processes of a dataset job may write the same file; each write is whole)."""
+  tmp = f"{path}.partial{os.getpid()}"
   with open(tmp, mode) as f:
     f.write(data)
   os.replace(tmp, path)

@@ -26,6 +26,17 @@ def write_png(path: str, image01) -> None:
   atomic_write(path, encode_png(image01), "wb")
 
 
+def write_jpg(path: str, image, quality: int = 90) -> None:
+  """JPEG of an (H, W, 3) RGB image (uint8, or float in [0, 1])."""
+  import cv2
+  img = np.asarray(image)
+  img = img if img.dtype == np.uint8 else to_uint8(img)
+  ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+  if not ok:
+    raise OSError("JPEG encoding failed")
+  atomic_write(path, buf.tobytes(), "wb")
+
+
 def to_photo_frame(image01: np.ndarray, photo_to_image: np.ndarray, photo_shape, background: float) -> np.ndarray:
   """Warps a rendered square (continuous coordinates) into the photo's frame.
 

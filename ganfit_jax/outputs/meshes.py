@@ -1,4 +1,5 @@
-"""Mesh files: OBJ (+ MTL) and binary glTF (.glb), millimetres (glTF: metres), model frame.
+"""Mesh files: OBJ (+ MTL) and PLY in millimetres, binary glTF (.glb) in metres with the expression shapes
+as morph targets; model frame.
 
 UVs are written clamped to [0, 1], which is how ganfit_jax's renderer samples
 them: ICT-FaceKit's head/neck UDIM tile [1, 2] takes the texture's border
@@ -15,7 +16,6 @@ from typing import Optional
 import numpy as np
 
 from ganfit_jax.outputs.files import atomic_write
-from ganfit_jax.outputs.images import encode_png
 from ganfit_jax.types import MorphableModel
 
 
@@ -47,57 +47,163 @@ def write_mtl(path: str, texture_file: str = "texture.png") -> None:
 
 
 def unweld(model: MorphableModel, verts):
-  """Per-(vertex, uv) vertex arrays for formats with one UV per vertex (glTF).
+  """Per-(vertex, uv) vertex arrays for formats with one UV per vertex (glTF, PLY).
 
   Returns (positions (N, 3), uvs (N, 2), triangles (F, 3)) with N unique corner pairs.
   """
+  vi, ui, tri = _unweld_pairs(model)
+  return np.asarray(verts, np.float32)[vi], export_uv(model)[ui], tri
+
+
+def _unweld_pairs(model: MorphableModel):
+  """(welded vertex, uv index) of each unwelded vertex, and the unwelded triangles."""
   tri = np.asarray(model.triangles).reshape(-1)
   uvt = np.asarray(model.uv_triangles).reshape(-1)
-  pairs = tri.astype(np.int64) * (uvt.max() + 1) + uvt
-  uniq, inv = np.unique(pairs, return_inverse=True)
-  vi, ui = uniq // (uvt.max() + 1), uniq % (uvt.max() + 1)
-  return (np.asarray(verts, np.float32)[vi], export_uv(model)[ui],
-          inv.reshape(-1, 3).astype(np.uint32))
+  n = int(uvt.max()) + 1
+  uniq, inv = np.unique(tri.astype(np.int64) * n + uvt, return_inverse=True)
+  return uniq // n, uniq % n, inv.reshape(-1, 3).astype(np.uint32)
 
 
-def write_glb(path: str, verts, model: MorphableModel, texture01) -> None:
-  """Binary glTF 2.0 with the mesh, per-vertex normals, UVs and the embedded PNG texture."""
-  import pygltflib as g
-  pos, uv, tri = unweld(model, verts)
-  v = pos.astype(np.float64)
+def vertex_normals(verts, triangles) -> np.ndarray:
+  """Area-weighted unit vertex normals of a welded mesh (float64)."""
+  v = np.asarray(verts, np.float64)
+  tri = np.asarray(triangles)
   fn = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])
-  nrm = np.zeros_like(v)
-  for k in range(3):
-    np.add.at(nrm, tri[:, k], fn)
-  nrm = (nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+  corners = tri.reshape(-1)
+  per_corner = np.repeat(fn, 3, axis=0)
+  nrm = np.stack([np.bincount(corners, per_corner[:, c], minlength=len(v)) for c in range(3)], 1)
+  return nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+
+
+# Morph-target deltas below these are written as zero (sparse accessors): 10 micrometres, 0.001 in normals.
+SPARSE_POSITION_MM = 0.01
+SPARSE_NORMAL = 1e-3
+
+
+def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, expression=None,
+              target_names=None) -> dict:
+  """Binary glTF 2.0: the mesh in metres, normals, UVs, the embedded PNG texture and, when ``expression``
+  is given, the model's expression shapes as morph targets.
+
+  With morph targets the base mesh is ``base_verts`` (the fitted identity, neutral expression), each target
+  is one expression shape (position and normal deltas, sparse accessors: deltas under
+  ``SPARSE_POSITION_MM`` / ``SPARSE_NORMAL`` are zero) and the mesh's default weights are ``expression``, so a
+  viewer shows the fitted face and its sliders animate it. ``target_names`` go to ``mesh.extras.targetNames``
+  (read by Blender's importer as shape-key names and by three.js as ``morphTargetDictionary``).
+
+  Returns a summary: bytes, vertices, morph targets, sparse fraction.
+  """
+  import pygltflib as g
+  base = np.asarray(base_verts, np.float64)
+  tri_w = np.asarray(model.triangles)
+  vi = _unweld_pairs(model)[0]
+  pos, uv, tri = unweld(model, base)
+  pos_m = (pos.astype(np.float64) * 1e-3).astype(np.float32)  # glTF: metres
+  nrm0 = vertex_normals(base, tri_w)
   uv_gl = np.stack([uv[:, 0], 1.0 - uv[:, 1]], -1).astype(np.float32)  # glTF: v down from the image top
-  png = encode_png(texture01)
-  blobs = [tri.astype(np.uint32).tobytes(), pos.tobytes(), nrm.tobytes(), uv_gl.tobytes(), png]
-  offsets, data = [], b""
-  for bl in blobs:
-    offsets.append(len(data))
-    data += bl + b"\0" * (-len(bl) % 4)
-  views = [g.BufferView(buffer=0, byteOffset=o, byteLength=len(bl),
-                        target=(g.ELEMENT_ARRAY_BUFFER if i == 0 else g.ARRAY_BUFFER) if i < 4 else None)
-           for i, (o, bl) in enumerate(zip(offsets, blobs))]
-  acc = [g.Accessor(bufferView=0, componentType=g.UNSIGNED_INT, count=tri.size, type=g.SCALAR),
-         g.Accessor(bufferView=1, componentType=g.FLOAT, count=len(pos), type=g.VEC3,
-                    min=pos.min(0).tolist(), max=pos.max(0).tolist()),
-         g.Accessor(bufferView=2, componentType=g.FLOAT, count=len(pos), type=g.VEC3),
-         g.Accessor(bufferView=3, componentType=g.FLOAT, count=len(pos), type=g.VEC2)]
+  buf = _Buffer()
+  acc = []
+
+  def accessor(view, count, kind, ctype=g.FLOAT, minmax=None, sparse=None):
+    a = g.Accessor(bufferView=view, byteOffset=None if view is None else 0, componentType=ctype, count=count,
+                   type=kind, sparse=sparse)
+    if minmax is not None:
+      a.min, a.max = [float(x) for x in minmax[0]], [float(x) for x in minmax[1]]
+    acc.append(a)
+    return len(acc) - 1
+
+  i_idx = accessor(buf.add(tri.astype(np.uint32), g.ELEMENT_ARRAY_BUFFER), tri.size, g.SCALAR, g.UNSIGNED_INT)
+  i_pos = accessor(buf.add(pos_m, g.ARRAY_BUFFER), len(pos_m), g.VEC3, minmax=(pos_m.min(0), pos_m.max(0)))
+  i_nrm = accessor(buf.add(nrm0[vi].astype(np.float32), g.ARRAY_BUFFER), len(pos_m), g.VEC3)
+  i_uv = accessor(buf.add(uv_gl, g.ARRAY_BUFFER), len(pos_m), g.VEC2)
+  targets, kept = [], []
+  weights = None
+  if expression is not None:
+    expression = np.asarray(expression, np.float64).reshape(-1)
+    basis = np.asarray(model.exp_basis, np.float64)[: len(expression)]
+    for k in range(len(expression)):
+      dpos = basis[k][vi]
+      dnrm = (vertex_normals(base + basis[k], tri_w) - nrm0)[vi]
+      keep = np.nonzero((np.abs(dpos).max(1) > SPARSE_POSITION_MM) | (np.abs(dnrm).max(1) > SPARSE_NORMAL))[0]
+      kept.append(len(keep))
+      ctype = g.UNSIGNED_SHORT if len(pos_m) <= 65535 else g.UNSIGNED_INT
+      iv = buf.add(keep.astype(np.uint16 if ctype == g.UNSIGNED_SHORT else np.uint32))
+      dense = np.zeros((len(pos_m), 3), np.float32)
+      dense[keep] = (dpos[keep] * 1e-3).astype(np.float32)
+
+      def sparse_accessor(values, minmax=None):
+        sp = g.Sparse(count=len(keep), indices=g.AccessorSparseIndices(bufferView=iv, componentType=ctype),
+                      values=g.AccessorSparseValues(bufferView=buf.add(values.astype(np.float32))))
+        return accessor(None, len(pos_m), g.VEC3, minmax=minmax, sparse=sp)
+
+      t_pos = sparse_accessor(dense[keep], (dense.min(0), dense.max(0)))
+      t_nrm = sparse_accessor(dnrm[keep])
+      targets.append(g.Attributes(POSITION=t_pos, NORMAL=t_nrm))
+    weights = [float(w) for w in expression]
+  i_img = buf.add(texture_png)
+  prim = g.Primitive(attributes=g.Attributes(POSITION=i_pos, NORMAL=i_nrm, TEXCOORD_0=i_uv), indices=i_idx,
+                     material=0, targets=targets or None)
+  mesh = g.Mesh(name=model.name, primitives=[prim], weights=weights,
+                extras={"targetNames": list(target_names)} if targets and target_names is not None else {})
   gltf = g.GLTF2(
       asset=g.Asset(generator="ganfit_jax", version="2.0"),
       scene=0, scenes=[g.Scene(nodes=[0])],
-      nodes=[g.Node(mesh=0, scale=[0.001, 0.001, 0.001])],  # glTF is in metres; the mesh is in mm
-      meshes=[g.Mesh(primitives=[g.Primitive(attributes=g.Attributes(POSITION=1, NORMAL=2, TEXCOORD_0=3),
-                                             indices=0, material=0)])],
-      materials=[g.Material(pbrMetallicRoughness=g.PbrMetallicRoughness(
+      nodes=[g.Node(mesh=0, name="face")],
+      meshes=[mesh],
+      materials=[g.Material(name="face", pbrMetallicRoughness=g.PbrMetallicRoughness(
           baseColorTexture=g.TextureInfo(index=0), metallicFactor=0.0, roughnessFactor=1.0))],
       textures=[g.Texture(sampler=0, source=0)],
       samplers=[g.Sampler(magFilter=9729, minFilter=9729, wrapS=33071, wrapT=33071)],
-      images=[g.Image(bufferView=4, mimeType="image/png")],
-      accessors=acc, bufferViews=views, buffers=[g.Buffer(byteLength=len(data))])
-  gltf.set_binary_blob(data)
+      images=[g.Image(bufferView=i_img, mimeType="image/png")],
+      accessors=acc, bufferViews=buf.views, buffers=[g.Buffer(byteLength=len(buf.data))])
+  gltf.set_binary_blob(bytes(buf.data))
   tmp = path + ".partial"
   gltf.save_binary(tmp)
   os.replace(tmp, path)
+  return dict(bytes=os.path.getsize(path), vertices=int(len(pos_m)), morph_targets=len(targets),
+              sparse_fraction=round(float(np.mean(kept) / len(pos_m)), 4) if kept else None)
+
+
+class _Buffer:
+  """The GLB's binary chunk, one bufferView per array (4-byte aligned)."""
+
+  def __init__(self):
+    import pygltflib as g
+    self._g = g
+    self.data = bytearray()
+    self.views = []
+
+  def add(self, array_or_bytes, target=None) -> int:
+    b = array_or_bytes if isinstance(array_or_bytes, (bytes, bytearray)) else np.ascontiguousarray(
+        array_or_bytes).tobytes()
+    self.data += b"\0" * (-len(self.data) % 4)
+    self.views.append(self._g.BufferView(buffer=0, byteOffset=len(self.data), byteLength=len(b), target=target))
+    self.data += b
+    return len(self.views) - 1
+
+
+def vertex_colours(model: MorphableModel, texture01) -> tuple:
+  """Per-:func:`unweld`-vertex RGB (uint8) sampled bilinearly from the texture at the vertex's UV."""
+  import cv2
+  _, uv, _ = unweld(model, np.zeros((model.num_vertices, 3), np.float32))
+  tex = np.asarray(texture01, np.float32)
+  h, w = tex.shape[:2]
+  mx = (uv[:, 0] * w - 0.5).astype(np.float32)[None]
+  my = ((1.0 - uv[:, 1]) * h - 0.5).astype(np.float32)[None]
+  rgb = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+  return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), uv
+
+
+def write_ply(path: str, verts, model: MorphableModel, texture01) -> int:
+  """Binary PLY (trimesh) of the mesh in millimetres with vertex colours sampled from the texture and
+  per-vertex UVs (``s``, ``t``: MeshLab's names), one vertex per (vertex, UV) pair as in the GLB; returns the
+  vertex count."""
+  import trimesh
+  pos, _, tri = unweld(model, verts)
+  rgb, uv = vertex_colours(model, texture01)
+  mesh = trimesh.Trimesh(pos.astype(np.float64), tri.astype(np.int64), process=False,
+                         vertex_colors=np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1))
+  mesh.vertex_attributes["s"] = uv[:, 0].astype(np.float32)
+  mesh.vertex_attributes["t"] = uv[:, 1].astype(np.float32)
+  atomic_write(path, mesh.export(file_type="ply", encoding="binary"), "wb")
+  return int(len(pos))
