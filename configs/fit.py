@@ -35,6 +35,11 @@ def get_config(preset: str = "fast"):
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
   c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
                                    # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
+  c.mode = "fit"                   # 'fit' (GANFit), 'regress' (Fast-GANFit: the regressor's prediction alone) or
+                                   # 'regress_fit' (GANFit++: the prediction starts a fit of regress_fit_scale x the steps)
+  c.regressor = "regressor"        # asset name (the shipped ganfit_jax/weights/regressor_cpu.npz) or a .npz of
+                                   # tools/train_regressor.py
+  c.regress_fit_scale = 1 / 3
   c.canvas_size = 224
   c.texture_size = 256             # side of the composed texture the renderer samples while fitting
   c.output_texture_size = 512      # side of texture.png and of the exports' texture

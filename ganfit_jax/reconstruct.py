@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganfit_jax import assets, compiled, face, fitting, lighting, morphable, numerics, objective, runtime
+from ganfit_jax import params as params_lib
 from ganfit_jax import scene as scene_lib
 from ganfit_jax.face import align
 from ganfit_jax.nets import identity as identity_lib
@@ -46,6 +47,32 @@ EXPORTS = {"obj": "mesh.obj + mesh.mtl + mesh_neutral.obj (mm, texture.png)",
 PICTURES = (("photo.jpg", "photo (the fitted crop)"), ("overlay.png", "fit over the photo"),
             ("render.png", "the face rendered alone, in the photo's frame"), ("texture.png", "UV texture"),
             ("comparison.png", "photo | overlay | render | texture | shape"), ("convergence.png", "loss terms"))
+
+
+MODES = ("fit", "regress", "regress_fit")  # GANFit, Fast-GANFit (regressor alone), GANFit++ (regressor init + fit)
+
+
+def load_regressor(name_or_path: str, scene: scene_lib.Scene, cfg):
+  """The regressor of ``--config.regressor`` (asset name or .npz), checked against this config's scene."""
+  from ganfit_jax import regressor as regressor_lib
+  path = assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path
+  net, meta = regressor_lib.load(path)
+  want = dict(regressor_lib.group_sizes(scene))
+  got = dict(net.module.sizes)
+  if got != want or int(meta.get("canvas_size", cfg.canvas_size)) != int(cfg.canvas_size):
+    raise ValueError(f"the regressor {name_or_path!r} was trained for another model, texture model or canvas "
+                     f"(outputs {got}, canvas {meta.get('canvas_size')}; this config needs {want}, canvas "
+                     f"{cfg.canvas_size}); train one with tools/train_regressor.py or use --config.mode=fit")
+  return net
+
+
+def short_schedule(schedule: fitting.Schedule, scale: float) -> fitting.Schedule:
+  """GANFit++'s schedule: every stage's steps times ``scale`` (at least one step), one texture init."""
+  if not (0.0 < scale <= 1.0):
+    raise ValueError(f"regress_fit_scale must be in (0, 1], got {scale}")
+  stages = tuple(dataclasses.replace(st, steps=max(1, int(round(st.steps * scale))) if st.steps else 0)
+                 for st in schedule.stages)
+  return dataclasses.replace(schedule, stages=stages, num_inits=1)
 
 
 def parse_exports(value) -> tuple:
@@ -146,6 +173,17 @@ def _used(name_or_path: str, asset_names: Dict[str, str]) -> dict:
   return {os.path.abspath(name_or_path): assets.sha256_file(name_or_path)[:16]}
 
 
+def evaluate_variables(scene, variables, targets, weights, key):
+  """Every loss term (aux, (B,) each) of given Variables (B, ...), in one compiled call (no optimisation)."""
+  keys = jax.random.key_data(jax.random.split(key, int(targets.landmarks.shape[0])))
+
+  def run(sc, v, t, w, k):
+    return jax.vmap(lambda vi, ti, ki: objective.loss_fn(vi, sc, ti, w, jax.random.wrap_key_data(ki),
+                                                         images=sc.has_images)[1])(v, t, k)
+
+  return compiled.call(run, scene, variables, targets, weights, keys, name="evaluate_variables")
+
+
 def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
   """(num, 68) weights of the landmark terms: ``jaw_weight`` on the 17 jaw-contour points (iBUG 0-16, which
   are silhouette points of the photo but fixed vertices of the model), 1 elsewhere."""
@@ -171,6 +209,13 @@ class Reconstructor:
                                     texture_size=cfg.output_texture_size)
     self.detail_layout = detail.detail_layout(model, cfg.output_texture_size) if cfg.texture_detail else None
     self.schedule = fitting.schedule_from_config(cfg, zero_first_init=texture.kind == "pca")
+    self.mode = str(cfg.get("mode", "fit"))
+    if self.mode not in MODES:
+      raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+    self.regressor = None
+    if self.mode != "fit":
+      self.regressor = load_regressor(cfg.get("regressor", "regressor"), self.scene, cfg)
+      self.schedule = short_schedule(self.schedule, float(cfg.get("regress_fit_scale", 1 / 3)))
     self.render_size = int(cfg.render_size)
     self.exports = parse_exports(cfg.get("export", ",".join(EXPORTS)))
 
@@ -220,8 +265,11 @@ class Reconstructor:
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
     targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms),
                                         landmark_weights(len(prepared), float(self.cfg.jaw_weight)))
-    res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
-                      shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
+    if self.mode == "fit":
+      res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
+                        shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
+    else:
+      res = self._regress(targets, shared_identity, progress, mesh, photo_keys)
     out = []
     for i, (p, src) in enumerate(zip(prepared, sources)):
       out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], res.faces),
@@ -230,6 +278,29 @@ class Reconstructor:
                         embedding=np.asarray(targets.embedding[i]), align_matrix=np.asarray(targets.align_matrix[i]),
                         stages=res.stages, shared_with=list(sources) if shared_identity else ()))
     return out
+
+  def _regress(self, targets, shared_identity, progress, mesh, photo_keys) -> fitting.FitResult:
+    """Fast-GANFit (``regress``: the prediction is the result) or GANFit++ (``regress_fit``: it starts a
+    shortened fit). Several photos of one person: the per-photo predictions of shape and texture are averaged."""
+    from ganfit_jax import regressor as regressor_lib
+    t0 = time.perf_counter()
+    v, _ = regressor_lib.predict(self.regressor, self.scene, targets)
+    if shared_identity:
+      v = v.replace(**{g: jnp.broadcast_to(jnp.mean(getattr(v, g), 0, keepdims=True), getattr(v, g).shape)
+                       for g in ("shape", "texture")})
+    if self.mode == "regress_fit":
+      return fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed), init=v,
+                         shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
+    weights = self.schedule.stages[-1].loss_weights()
+    aux = evaluate_variables(self.scene, v, targets, weights, jax.random.key(self.cfg.seed))
+    aux = {k: np.asarray(x)[None] for k, x in jax.device_get(aux).items()}  # (1 step, B)
+    faces = jax.vmap(lambda x: params_lib.to_face(x, self.scene.model.expression_kind))(v)
+    if progress is not None:
+      progress(1, 1, dict({k: float(np.mean(x)) for k, x in aux.items()}, stage="regress"))
+    b = int(targets.landmarks.shape[0])
+    return fitting.FitResult(faces=faces, variables=v, final={k: x[-1] for k, x in aux.items()}, history=aux,
+                             init_losses=aux["loss"].T, best_init=np.zeros((b,), int),
+                             seconds=time.perf_counter() - t0, stages=(("regress", 0),))
 
   # ------------------------------------------------------------------ outputs
   def named_params(self, f: FaceParams) -> dict:
@@ -251,6 +322,8 @@ class Reconstructor:
     used.update(_used(self.cfg.model, {}))
     used.update(_used(self.cfg.texture_model, {"gan": "texture_gan", "pca": "texture_pca"}))
     used.update(_used(self.cfg.identity_net, {}))
+    if self.mode != "fit":
+      used.update(_used(self.cfg.get("regressor", "regressor"), {}))
     if detected:
       used.update(_used("dlib_landmarks68", {}))
       if self.detector in ("combined", "yunet"):
@@ -312,7 +385,7 @@ class Reconstructor:
       starts = np.cumsum([n for _, n in r.stages])[:-1].tolist()
       images.write_png(os.path.join(tmp, "convergence.png"), images.convergence_plot(r.history, starts))
       report = dict(
-          source=os.path.abspath(r.source), preset=self.cfg.preset, shared_identity_with=list(r.shared_with),
+          source=os.path.abspath(r.source), preset=self.cfg.preset, mode=self.mode, shared_identity_with=list(r.shared_with),
           final_loss_terms={k: round(v, 6) for k, v in r.final.items()},
           identity_cosine_photo_vs_render=round(float(o["identity_cosine"]), 4),
           identity_cosine_note="fitting network on the final render composited over the photo, 112 crop",

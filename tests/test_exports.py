@@ -5,6 +5,7 @@ The node tools (tests/js, installed by setup.sh with npm ci) and Debian's Chromi
 developer machine (the tests skip without them) and required in CI (GANFIT_REQUIRE_JS=1, set by .ci/run).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -173,24 +174,30 @@ def test_cli_export_flag(tmp_path):
   assert not (tmp_path / "o").exists()
 
 
-def test_view_tool_serves_the_folder(fit_dir):
+@contextlib.contextmanager
+def _served(folder):
+  """tools/view.py's server for ``folder`` in a thread; yields its base URL."""
   sys.path.insert(0, os.path.join(ROOT, "tools"))
   try:
     import view
   finally:
     sys.path.pop(0)
-  import urllib.request
-  server = view.serve(str(fit_dir), 0)
+  server = view.serve(str(folder), 0)
   threading.Thread(target=server.serve_forever, daemon=True).start()
   try:
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+def test_view_tool_serves_the_folder(fit_dir):
+  import urllib.request
+  with _served(fit_dir) as base:
     with urllib.request.urlopen(base) as resp:
       assert b"mesh.glb" in resp.read()
     with urllib.request.urlopen(base + "mesh.glb") as resp:
       assert resp.headers["Content-Type"] == "model/gltf-binary" and resp.read(4) == b"glTF"
-  finally:
-    server.shutdown()
-    server.server_close()
   r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "view.py"), str(fit_dir / "nope")],
                      capture_output=True, text=True)
   assert r.returncode == 2 and "is not a folder" in r.stderr
@@ -201,22 +208,11 @@ def test_report_page_in_headless_chromium(fit_dir):
   _node_package("playwright-core")
   chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
   _need("Debian's chromium", chromium is not None)
-  sys.path.insert(0, os.path.join(ROOT, "tools"))
-  try:
-    import view
-  finally:
-    sys.path.pop(0)
-  server = view.serve(str(fit_dir), 0)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
   shots = fit_dir / "browser_test"  # next to the fit's outputs
   shots.mkdir(exist_ok=True)
-  try:
-    r = subprocess.run(["node", os.path.join(JS, "report_page.mjs"), f"http://127.0.0.1:{server.server_address[1]}/",
-                        str(shots), "jawOpen"], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, CHROMIUM=chromium))
-  finally:
-    server.shutdown()
-    server.server_close()
+  with _served(fit_dir) as base:
+    r = subprocess.run(["node", os.path.join(JS, "report_page.mjs"), base, str(shots), "jawOpen"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROMIUM=chromium))
   assert r.returncode == 0, r.stderr[-3000:]
   res = json.loads(r.stdout.strip().splitlines()[-1])
   assert res["viewer"] == "ready", res

@@ -57,6 +57,9 @@ flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,f
                     "photos; photos with the same person share shape and texture; relative paths are relative "
                     "to the list's folder.")
 flags.DEFINE_string("out", None, "Output folder.")
+flags.DEFINE_enum("mode", None, ["fit", "regress", "regress_fit"], "fit: GANFit (optimise from the mean face; "
+                  "the default, --config.mode); regress: Fast-GANFit (the regressor's prediction, no optimisation); "
+                  "regress_fit: GANFit++ (the prediction starts a fit of a third of the steps).")
 flags.DEFINE_list("export", None, "Mesh and page files to write, comma-separated, from obj, glb, ply, arkit, html "
                   "(default: all, --config.export); report.json, params.* and the pictures are always written.")
 flags.DEFINE_bool("overwrite", False, "--image/--images: replace results in --out. Datasets: refit every photo "
@@ -243,6 +246,8 @@ def check_flags():
     return "--face=all fits every detected face; it does not combine with --landmarks or --face_box"
   if FLAGS.workers < 1:
     return f"--workers={FLAGS.workers} must be >= 1"
+  if FLAGS.mode is not None:
+    FLAGS.config.mode = FLAGS.mode
   if FLAGS.export is not None:
     from ganfit_jax.reconstruct import parse_exports
     try:

@@ -81,7 +81,7 @@ def _numbers(report: dict) -> List[tuple]:
           ("final loss", final.get("loss")),
           ("fit seconds", timings.get("fit")), ("write seconds", timings.get("write")),
           ("steps", ", ".join(f"{k} {v}" for k, v in report.get("steps", {}).items())),
-          ("preset", report.get("preset")), ("model", report.get("model")),
+          ("preset", report.get("preset")), ("mode", report.get("mode")), ("model", report.get("model")),
           ("texture model", report.get("texture_model")), ("identity network", report.get("identity_net")),
           ("faces detected", report.get("faces_detected")), ("photo size", report.get("photo_size"))]
   shared = report.get("shared_identity_with")

@@ -1,0 +1,275 @@
+"""Fast-GANFit and GANFit++: a regressor trained self-supervised through the fitting loss.
+
+  net = regressor.init(scene, cfg.net, key)            # untrained: predicts the fit's start exactly
+  v = regressor.predict_variables(net, scene, targets)  # Variables (B, ...): Fast-GANFit
+  fitting.fit(scene, targets, short_schedule, key=k, init=v)   # GANFit++: the prediction starts the fit
+
+Training (:func:`train`, ``tools/train_regressor.py``) moves the network's weights by the gradient of
+:func:`ganfit_jax.objective.loss_fn` (the very loss a fit descends) of its predictions: no ground-truth
+parameters. Two stages as in the paper: landmarks + regularisers, then every term. Photos: LFW DevTrain
+(the landmark cache of ``tools/detect_lfw.py``); their targets (canvas, landmarks, identity embedding and
+content features) are computed once and kept on the host (features in float16).
+
+Checkpoints (orbax, ``workdir/ckpt``) hold the weights, the optimiser state and the step; each step's batch
+and random keys come from ``fold_in(seed, step)``, so a resumed run continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from ganfit_jax import objective
+from ganfit_jax import params as params_lib
+from ganfit_jax.nets.regressor import INPUT_SIZE, Regressor
+from ganfit_jax.scene import Scene
+
+
+@struct.dataclass
+class RegressorNet:
+  """The network's weights (leaves) and its module (static)."""
+  params: Any
+  module: Regressor = struct.field(pytree_node=False)
+
+
+def group_sizes(scene: Scene) -> Dict[str, int]:
+  latent = scene.texture.latent_dim if scene.texture is not None else 1
+  return dict(shape=scene.model.num_identity, expression=scene.model.num_expression, texture=latent, camera=9,
+              focal=1, light=9)
+
+
+def make_module(scene: Scene, widths: Sequence[int] = (16, 32, 64, 128), blocks: int = 1, hidden: int = 256,
+                feature_width: int = 32) -> Regressor:
+  return Regressor(sizes=tuple(group_sizes(scene).items()), widths=tuple(int(w) for w in widths), blocks=int(blocks),
+                   hidden=int(hidden), feature_width=int(feature_width))
+
+
+def _inputs(scene: Scene, target: objective.Target):
+  """The network's inputs for targets with a leading batch axis."""
+  s = scene.canvas_size
+  b = target.image.shape[0]
+  image = jax.image.resize(target.image, (b, INPUT_SIZE, INPUT_SIZE, 3), "linear", antialias=True)
+  landmarks = target.landmarks / s * 2.0 - 1.0
+  feats = {k: v.astype(jnp.float32) for k, v in target.features.items()}
+  return image, landmarks, target.embedding.astype(jnp.float32), feats
+
+
+def init(scene: Scene, key, **net_options) -> RegressorNet:
+  """An untrained regressor for ``scene`` (its heads are zero: it predicts the fit's start)."""
+  module = make_module(scene, **net_options)
+  dummy = objective.Target(
+      image=jnp.zeros((1, scene.canvas_size, scene.canvas_size, 3)), landmarks=jnp.zeros((1, 68, 2)),
+      landmark_weight=jnp.ones((1, 68)), embedding=jnp.zeros((1, _embedding_dim(scene))),
+      features=_dummy_features(scene), align_matrix=jnp.zeros((1, 2, 3)))
+  variables = module.init(key, *_inputs(scene, dummy))
+  return RegressorNet(params=variables["params"], module=module)
+
+
+def _embedding_dim(scene: Scene) -> int:
+  if scene.identity is None:
+    return 1
+  emb, _ = scene.identity(jnp.zeros((1, 112, 112, 3)))
+  return int(emb.shape[-1])
+
+
+def _dummy_features(scene: Scene):
+  if scene.identity is None:
+    return {}
+  _, feats = jax.eval_shape(scene.identity, jnp.zeros((1, 112, 112, 3)))
+  return {k: jnp.zeros(feats[k].shape) for k in scene.identity.content_layers}
+
+
+def predict_variables(net: RegressorNet, scene: Scene, targets: objective.Target) -> params_lib.Variables:
+  """Variables (B, ...) for targets (B, ...): the fit's start plus the network's offsets."""
+  out = net.module.apply({"params": net.params}, *_inputs(scene, targets))
+  latent = out["texture"].shape[-1]
+  base = params_lib.init(scene.model, jnp.zeros((latent,)))
+  return params_lib.Variables(**{g: getattr(base, g)[None] + out[g] for g in params_lib.GROUPS})
+
+
+def predict(net: RegressorNet, scene: Scene, targets: objective.Target):
+  """FaceParams (B, ...) predicted in one compiled forward pass (Fast-GANFit)."""
+  from ganfit_jax import compiled
+
+  def run(net, scene, targets):
+    v = predict_variables(net, scene, targets)
+    return v, jax.vmap(lambda x: params_lib.to_face(x, scene.model.expression_kind))(v)
+
+  return compiled.call(run, net, scene, targets, name="regressor_predict")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def batch_loss(net_params, module: Regressor, scene: Scene, targets: objective.Target, weights, keys,
+               images: bool):
+  """Mean over the batch of ``objective.loss_fn`` of the network's predictions, and the mean aux."""
+  v = predict_variables(RegressorNet(net_params, module), scene, targets)
+  loss, aux = jax.vmap(lambda vi, ti, ki: objective.loss_fn(vi, scene, ti, weights, jax.random.wrap_key_data(ki),
+                                                            images=images))(v, targets, keys)
+  return jnp.mean(loss), jax.tree_util.tree_map(jnp.mean, aux)
+
+
+@functools.lru_cache(maxsize=None)
+def make_optimizer(lr: float, clip: float = 1.0):
+  """Adam with non-finite gradients zeroed and the global norm clipped (one object per setting: it is a
+  static argument of the compiled step, so a resumed run reuses the compiled program)."""
+  return optax.chain(optax.zero_nans(), optax.clip_by_global_norm(clip), optax.adam(lr))
+
+
+@functools.partial(jax.jit, static_argnames=("module", "images", "optimizer"), donate_argnums=(0, 1))
+def train_step(net_params, opt_state, scene, targets, weights, keys, *, module, images: bool, optimizer):
+  (loss, aux), grads = jax.value_and_grad(batch_loss, has_aux=True)(net_params, module, scene, targets, weights,
+                                                                    keys, images)
+  updates, opt_state = optimizer.update(grads, opt_state, net_params)
+  return optax.apply_updates(net_params, updates), opt_state, aux
+
+
+@dataclasses.dataclass
+class HostTargets:
+  """Training targets kept on the host (numpy, features float16), gathered per batch."""
+  target: objective.Target
+
+  @property
+  def size(self) -> int:
+    return int(self.target.landmarks.shape[0])
+
+  def batch(self, idx) -> objective.Target:
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x[idx], np.float32)), self.target)
+
+
+def prepare_photos(scene: Scene, photos: Sequence[str], landmarks: Sequence[np.ndarray], chunk: int = 16,
+                   progress: Optional[Callable[[int, int], None]] = None) -> HostTargets:
+  """Canvas + targets of photos with known 68 landmarks (photo pixels), computed in chunks."""
+  from ganfit_jax import face
+  parts = []
+  for i in range(0, len(photos), chunk):
+    preps = [face.prepare(p, scene.canvas_size, landmarks=np.asarray(lm, np.float32))
+             for p, lm in zip(photos[i:i + chunk], landmarks[i:i + chunk])]
+    n = len(preps)
+    images = np.stack([p.canvas for p in preps] + [preps[0].canvas] * (chunk - n)).astype(np.float32)
+    lms = np.stack([p.landmarks for p in preps] + [preps[0].landmarks] * (chunk - n)).astype(np.float32)
+    t = jax.device_get(objective.prepare_targets(scene, images, lms))
+    t = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], t)
+    t = t.replace(features={k: v.astype(np.float16) for k, v in t.features.items()})
+    parts.append(t)
+    if progress:
+      progress(min(i + chunk, len(photos)), len(photos))
+  return HostTargets(jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *parts))
+
+
+def _step_batch(seed: int, step: int, n: int, batch: int):
+  """The photos and random keys of one step: a function of (seed, step) only, so resuming is exact."""
+  key = jax.random.fold_in(jax.random.key(seed), step)
+  k_idx, k_run = jax.random.split(key)
+  idx = np.asarray(jax.random.choice(k_idx, n, (batch,), replace=n < batch))
+  keys = jax.random.key_data(jax.random.split(k_run, batch))
+  return idx, keys
+
+
+def stage_of(stages: Sequence[dict], step: int):
+  """(index, stage) of the global step (stages: dicts with ``steps``)."""
+  end = 0
+  for i, st in enumerate(stages):
+    end += int(st["steps"])
+    if step < end:
+      return i, st
+  return len(stages) - 1, stages[-1]
+
+
+def train(scene: Scene, data: HostTargets, stages: Sequence[dict], *, workdir: str, batch_size: int, lr: float,
+          seed: int = 0, net_options: Optional[dict] = None, checkpoint_every: int = 100, log_every: int = 10,
+          max_steps: Optional[int] = None, log: Callable[[str], None] = print, progress=None) -> RegressorNet:
+  """Trains (or resumes) a regressor; ``stages``: [{'name', 'steps', 'weights': LossWeights, 'lr_scale'}] in
+  order.
+
+  Every ``checkpoint_every`` steps (and at the end, or at ``max_steps``, a stop for tests) the weights,
+  optimiser state and step are saved under ``workdir/ckpt``; losses go to ``workdir/log.jsonl``.
+  Returns the network.
+  """
+  from ganfit_jax.texture.gan_train import checkpoint_manager, restore_checkpoint, save_checkpoint
+  os.makedirs(workdir, exist_ok=True)
+  net = init(scene, jax.random.key(seed), **(net_options or {}))
+  # one optimiser (and state) per stage, as a fit restarts Adam per stage; stage lr = lr * lr_scale
+  optimizers = [make_optimizer(lr * float(st.get("lr_scale", 1.0))) for st in stages]
+  state = dict(params=net.params, opt=optimizers[0].init(net.params), step=np.asarray(0, np.int64))
+  mngr = checkpoint_manager(workdir)
+  restored = restore_checkpoint(mngr, state)
+  if restored is not None:
+    state = restored
+    log(f"resumed from step {int(state['step'])}")
+  total = sum(int(s["steps"]) for s in stages)
+  stop = total if max_steps is None else min(total, int(max_steps))
+  params_, opt_state, step = state["params"], state["opt"], int(state["step"])
+  current = stage_of(stages, step)[0] if step < total else None
+  t0 = time.perf_counter()
+  with open(os.path.join(workdir, "log.jsonl"), "a") as logf:
+    while step < stop:
+      k, st = stage_of(stages, step)
+      if k != current:  # a new stage: a fresh Adam state
+        opt_state = optimizers[k].init(params_)
+        current = k
+      weights = st["weights"]
+      idx, keys = _step_batch(seed, step, data.size, batch_size)
+      params_, opt_state, aux = train_step(params_, opt_state, scene, data.batch(idx), weights, keys,
+                                           module=net.module, images=weights.uses_images(), optimizer=optimizers[k])
+      step += 1
+      if step % log_every == 0 or step == stop:
+        a = {k2: float(v) for k2, v in jax.device_get(aux).items()}
+        rec = dict(step=step, stage=st["name"], seconds=round(time.perf_counter() - t0, 2), **a)
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        if progress:
+          progress(step, total, rec)
+      if step % checkpoint_every == 0 or step == stop:
+        save_checkpoint(mngr, dict(params=params_, opt=opt_state, step=np.asarray(step, np.int64)))
+  return RegressorNet(params=params_, module=net.module)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def save(path: str, net: RegressorNet, meta: Optional[dict] = None, dtype=np.float16) -> None:
+  """The network as a small .npz (weights in ``dtype``, the module's options in ``__meta__``)."""
+  from flax import traverse_util
+  flat = traverse_util.flatten_dict(jax.device_get(net.params), sep="/")
+  m = net.module
+  info = dict(sizes=[list(x) for x in m.sizes], widths=list(m.widths), blocks=m.blocks, hidden=m.hidden,
+              feature_width=m.feature_width, **(meta or {}))
+  tmp = path + ".partial"
+  with open(tmp, "wb") as f:
+    np.savez_compressed(f, __meta__=np.array(json.dumps(info)),
+                        **{f"params/{k}": np.asarray(v, dtype) for k, v in flat.items()})
+  os.replace(tmp, path)
+
+
+def load(path: str) -> tuple:
+  """(RegressorNet, meta) from :func:`save`'s file; a missing or unreadable file is an AssetError."""
+  import zipfile
+  from flax import traverse_util
+  from ganfit_jax import assets
+  if not os.path.exists(path):
+    raise assets.AssetError(f"regressor weights {path} not found (make them with tools/train_regressor.py)")
+  try:
+    with np.load(path) as z:
+      meta = json.loads(str(z["__meta__"]))
+      flat = {k[len("params/"):]: jnp.asarray(z[k], jnp.float32) for k in z.files if k.startswith("params/")}
+  except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as e:
+    raise assets.AssetError(f"regressor weights {path} are unreadable ({e}); retrain or re-fetch them") from e
+  module = Regressor(sizes=tuple((str(g), int(n)) for g, n in meta["sizes"]), widths=tuple(meta["widths"]), blocks=int(meta["blocks"]),
+                     hidden=int(meta["hidden"]), feature_width=int(meta["feature_width"]))
+  return RegressorNet(params=traverse_util.unflatten_dict(flat, sep="/"), module=module), meta
+
+
+__all__ = ["RegressorNet", "init", "predict", "predict_variables", "batch_loss", "train_step", "train",
+           "prepare_photos", "HostTargets", "save", "load", "group_sizes", "make_module", "make_optimizer"]

@@ -1,0 +1,147 @@
+"""Fast-GANFit / GANFit++: the regressor's start, its gradients, training + exact resume, the shipped weights,
+and the CLI modes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import LFW_DIR, make_tiny_scene
+from ganfit_jax import objective, regressor
+from ganfit_jax import params as P
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+TINY_NET = dict(widths=(8, 8, 8, 8), blocks=1, hidden=16, feature_width=4)
+ALIGN = objective.LossWeights.create(align=1.0, reg_shape=0.1, reg_expression=0.01)
+FULL = objective.LossWeights.create(identity=1.0, pixel=1.0, align=0.1, reg_shape=0.1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """The cube scene and 6 photos of it: random cube faces rendered, landmarks projected."""
+  sc = make_tiny_scene()
+  rng = np.random.default_rng(0)
+  images, lms = [], []
+  for i in range(6):
+    v = P.init(sc.model, jnp.asarray(rng.normal(size=4), jnp.float32))
+    v = v.replace(shape=jnp.asarray(rng.normal(size=2) * 0.5, jnp.float32),
+                  camera=jnp.asarray(rng.normal(size=9) * 0.05, jnp.float32))
+    f = P.to_face(v, sc.model.expression_kind)
+    grey = jnp.full((64, 64, 3), 0.5)
+    images.append(np.asarray(objective.render_face(sc, f, grey)[0].image))
+    lms.append(np.asarray(objective.project_landmarks(sc, f)))
+  targets = jax.device_get(objective.prepare_targets(sc, np.stack(images), np.stack(lms)))
+  return sc, regressor.HostTargets(jax.tree_util.tree_map(np.asarray, targets))
+
+
+def test_untrained_network_predicts_the_neutral_start(tiny):
+  sc, data = tiny
+  net = regressor.init(sc, jax.random.key(0), **TINY_NET)
+  v = regressor.predict_variables(net, sc, data.batch(np.arange(3)))
+  start = P.init(sc.model, jnp.zeros((sc.texture.latent_dim,)))
+  for g in P.GROUPS:  # the mean face, neutral expression, latent 0, default camera and light
+    np.testing.assert_array_equal(np.asarray(getattr(v, g)), np.broadcast_to(getattr(start, g), getattr(v, g).shape))
+  _, faces = regressor.predict(net, sc, data.batch(np.arange(3)))
+  np.testing.assert_allclose(faces.camera[0], P.to_face(start, sc.model.expression_kind).camera, atol=1e-6)
+
+
+def test_gradients_reach_the_backbone_through_the_loss(tiny):
+  sc, data = tiny
+  net = regressor.init(sc, jax.random.key(0), **TINY_NET)
+  b = data.batch(np.arange(4))
+  keys = jax.random.key_data(jax.random.split(jax.random.key(1), 4))
+
+  def grads(params):
+    return jax.grad(lambda p: regressor.batch_loss(p, net.module, sc, b, FULL, keys, True)[0])(params)
+
+  g0 = grads(net.params)
+  assert float(jnp.abs(g0["head_shape"]["kernel"]).max()) > 0  # the heads learn first (they start at zero)
+  opt = regressor.make_optimizer(1e-2)
+  p, s, _ = regressor.train_step(jax.tree_util.tree_map(jnp.copy, net.params), opt.init(net.params), sc, b, FULL,
+                                 keys, module=net.module, images=True, optimizer=opt)
+  g1 = grads(p)
+  stem = [v for k, v in g1.items() if k.startswith("Conv_")][0]["kernel"]
+  assert float(jnp.abs(stem).max()) > 0  # ... then through them to the first convolution
+  assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(g1))
+
+
+def _stages(n_align, n_full):
+  return [dict(name="align", steps=n_align, weights=ALIGN), dict(name="full", steps=n_full, weights=FULL,
+                                                                  lr_scale=0.5)]
+
+
+def test_training_lowers_the_loss_and_resumes_bit_exactly(tiny, tmp_path):
+  sc, data = tiny
+  kw = dict(batch_size=3, lr=3e-3, seed=0, net_options=TINY_NET, checkpoint_every=5, log_every=1, log=lambda s: None)
+  full = regressor.train(sc, data, _stages(30, 4), workdir=str(tmp_path / "a"), **kw)
+  log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+  align = [r["align"] for r in log if r["stage"] == "align"]
+  assert np.mean(align[-5:]) < 0.7 * np.mean(align[:5])  # the landmark term falls
+  assert [r["stage"] for r in log][-1] == "full" and len(log) == 34
+  # interrupted at step 12 (mid align) and at 32 (mid full), resumed: the same weights to the bit
+  regressor.train(sc, data, _stages(30, 4), workdir=str(tmp_path / "b"), max_steps=12, **kw)
+  regressor.train(sc, data, _stages(30, 4), workdir=str(tmp_path / "b"), max_steps=32, **kw)
+  resumed = regressor.train(sc, data, _stages(30, 4), workdir=str(tmp_path / "b"), **kw)
+  for x, y in zip(jax.tree_util.tree_leaves(full.params), jax.tree_util.tree_leaves(resumed.params)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # the saved file round-trips (float16 weights)
+  regressor.save(str(tmp_path / "r.npz"), full, meta=dict(canvas_size=64))
+  net, meta = regressor.load(str(tmp_path / "r.npz"))
+  assert meta["canvas_size"] == 64 and net.module == full.module
+  a = regressor.predict_variables(full, sc, data.batch(np.arange(2)))
+  b = regressor.predict_variables(net, sc, data.batch(np.arange(2)))
+  np.testing.assert_allclose(np.asarray(a.shape), np.asarray(b.shape), atol=5e-3)
+
+
+def test_shipped_weights_beat_the_mean_face_on_a_devtest_photo():
+  from ganfit_jax import assets, face
+  from ganfit_jax import scene as scene_lib
+  net, meta = regressor.load(assets.path("regressor"))
+  assert os.path.getsize(assets.path("regressor")) < 25 * 2**20
+  sc = scene_lib.load(meta["model"], meta["texture_model"], meta["identity_net"], canvas_size=meta["canvas_size"])
+  errs = []
+  for name, k in (("Aaron_Eckhart", 1), ("AJ_Cook", 1)):  # DevTest people
+    p = face.prepare(os.path.join(LFW_DIR, "images_deepfunneled", name, f"{name}_{k:04d}.jpg"), meta["canvas_size"])
+    t = objective.prepare_targets(sc, p.canvas[None], p.landmarks[None])
+    v, faces = regressor.predict(net, sc, t)
+    start = P.init(sc.model, jnp.zeros((sc.texture.latent_dim,)))
+    rmse = lambda f: float(jnp.sqrt(jnp.mean(jnp.sum((objective.project_landmarks(sc, f) - t.landmarks[0]) ** 2, -1))))
+    errs.append((rmse(jax.tree_util.tree_map(lambda x: x[0], faces)), rmse(P.to_face(start, sc.model.expression_kind))))
+  for pred, mean_face in errs:
+    assert pred < 0.7 * mean_face, errs
+
+
+TINY = ["--config=" + os.path.join(ROOT, "configs", "fit.py") + ":tiny"]
+
+
+def _fit(args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py")] + TINY + args, capture_output=True,
+                        text=True)
+
+
+def test_cli_modes(tmp_path):
+  d = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol")
+  photos = [os.path.join(d, f"Aaron_Peirsol_000{i}.jpg") for i in (1, 2)]
+  out = tmp_path / "reg"
+  r = _fit([f"--images={','.join(photos)}", f"--out={out}", "--mode=regress", "--export=arkit"])
+  assert r.returncode == 0, r.stderr[-3000:]
+  a, b = (np.load(out / f"Aaron_Peirsol_000{i}" / "params.npz") for i in (1, 2))
+  np.testing.assert_array_equal(a["shape"], b["shape"])  # the per-photo predictions' identity, averaged
+  assert not np.array_equal(a["camera"], b["camera"])
+  rep = json.loads((out / "Aaron_Peirsol_0001" / "report.json").read_text())
+  assert rep["mode"] == "regress" and rep["steps"] == {"regress": 0} and "regressor" in rep["assets"]
+  assert np.isfinite(rep["final_loss_terms"]["landmark_rmse_px"])
+  out = tmp_path / "plus"
+  r = _fit([f"--image={photos[0]}", f"--out={out}", "--mode=regress_fit", "--export=arkit"])
+  assert r.returncode == 0, r.stderr[-3000:]
+  rep = json.loads((out / "report.json").read_text())
+  assert rep["mode"] == "regress_fit" and rep["steps"] == {"align": 7, "full": 1}  # a third of tiny's 20 + 4
+  r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'x'}", "--mode=magic"])
+  assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "x").exists()
+  r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'y'}", "--mode=regress", "--config.regressor=/nope.npz"])
+  assert r.returncode == 3 and "regressor weights /nope.npz not found" in r.stderr
