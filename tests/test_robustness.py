@@ -2,7 +2,7 @@
 
 * 1,024 random parameter sets (extreme poses incl. back-facing and behind the camera, a zero or reversed
   up vector, negative focal lengths, +-50 sigma shape and expression, saturated light) against black,
-  saturated and noise photos and degenerate landmarks: 768 on the tiny cube and 256 on a twin whose
+  saturated and noise photos and degenerate landmarks: 512 on the tiny cube and 256 on a twin whose
   triangles all collapse to zero area. ``loss_fn`` and its gradient stay finite. (The zero-area twin
   found NaN identity terms: a degenerate alignment divided by a zero determinant in warp_affine.)
 * The same seed gives the same CPU result, twice in one process and across fresh compilations.
@@ -60,7 +60,7 @@ def _zero_area_scene():
   return scene_lib.make(flat, sc.texture, sc.identity, canvas_size=sc.canvas_size, texture_size=16)
 
 
-@pytest.mark.parametrize("which,num_sets", [("cube", 768), ("zero_area", 256)])  # 1,024 in all
+@pytest.mark.parametrize("which,num_sets", [("cube", 512), ("zero_area", 256)])  # 768 in all
 def test_loss_and_gradient_finite_on_extreme_inputs(which, num_sets):
   sc = make_tiny_scene() if which == "cube" else _zero_area_scene()
   s = sc.canvas_size
