@@ -78,7 +78,7 @@ def init(scene: Scene, key, **net_options) -> RegressorNet:
 def _embedding_dim(scene: Scene) -> int:
   if scene.identity is None:
     return 1
-  emb, _ = scene.identity(jnp.zeros((1, 112, 112, 3)))
+  emb, _ = jax.eval_shape(scene.identity, jnp.zeros((1, 112, 112, 3)))  # shapes only: no forward pass
   return int(emb.shape[-1])
 
 
@@ -152,6 +152,8 @@ def prepare_photos(scene: Scene, photos: Sequence[str], landmarks: Sequence[np.n
                    progress: Optional[Callable[[int, int], None]] = None) -> HostTargets:
   """Canvas + targets of photos with known 68 landmarks (photo pixels), computed in chunks."""
   from ganfit_jax import face
+  if len(photos) != len(landmarks) or not photos:
+    raise ValueError(f"give one (68, 2) landmark array per photo: {len(photos)} photos, {len(landmarks)} arrays")
   parts = []
   for i in range(0, len(photos), chunk):
     preps = [face.prepare(p, scene.canvas_size, landmarks=np.asarray(lm, np.float32))

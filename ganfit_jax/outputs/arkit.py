@@ -81,6 +81,9 @@ def target_names(names: Sequence[str]) -> List[str]:
 def arkit52(names: Sequence[str], values, expression_kind: str, model_name: str = "model") -> dict:
   """The contents of ``arkit52.json``: 52 ARKit weights in [0, 1] derived from a fitted expression."""
   values = np.asarray(values, np.float64).reshape(-1)
+  if len(values) != len(names):
+    raise ValueError(f"{len(values)} expression values for {len(names)} expression names; pass the fitted "
+                     "FaceParams.expression of this model")
   m = mapping(names) if expression_kind == EXPRESSION_BLENDSHAPE else None
   if m is None:
     why = (f"its {len(names)} expression components are PCA coefficients, not blendshapes"

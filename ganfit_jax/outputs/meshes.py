@@ -120,6 +120,11 @@ def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, 
   weights = None
   if expression is not None:
     expression = np.asarray(expression, np.float64).reshape(-1)
+    if len(expression) > model.num_expression or not np.all(np.isfinite(expression)):
+      raise ValueError(f"expression must hold at most {model.num_expression} finite weights, got "
+                       f"{len(expression)} (finite: {bool(np.all(np.isfinite(expression)))})")
+    if target_names is not None and len(target_names) < len(expression):
+      raise ValueError(f"{len(target_names)} target names for {len(expression)} morph targets")
     basis = np.asarray(model.exp_basis, np.float64)[: len(expression)]
     for k in range(len(expression)):
       dpos = basis[k][vi]
@@ -185,7 +190,7 @@ class _Buffer:
 def vertex_colours(model: MorphableModel, texture01) -> tuple:
   """Per-:func:`unweld`-vertex RGB (uint8) sampled bilinearly from the texture at the vertex's UV."""
   import cv2
-  _, uv, _ = unweld(model, np.zeros((model.num_vertices, 3), np.float32))
+  uv = export_uv(model)[_unweld_pairs(model)[1]]
   tex = np.asarray(texture01, np.float32)
   h, w = tex.shape[:2]
   mx = (uv[:, 0] * w - 0.5).astype(np.float32)[None]
