@@ -149,6 +149,8 @@ def test_arkit_mapping_rules():
   assert pca["arkit_semantics"] is False and "weights" not in pca and "no ARKit semantics" in pca["note"]
   unknown = arkit.arkit52(("smile", "frown"), [0.5, 0.1], "blendshape", "mine")
   assert unknown["arkit_semantics"] is False
+  unnamed = arkit.arkit52((), [0.5, 0.1], "blendshape", "cube")  # a model file without expression names
+  assert unnamed["arkit_semantics"] is False and "2 expression shapes have no names" in unnamed["note"]
   with pytest.raises(ValueError, match="3 expression values for 2 expression names"):
     arkit.arkit52(("jawOpen", "mouthClose"), [0.1, 0.2, 0.3], "blendshape")
 

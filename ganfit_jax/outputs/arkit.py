@@ -79,15 +79,18 @@ def target_names(names: Sequence[str]) -> List[str]:
 
 
 def arkit52(names: Sequence[str], values, expression_kind: str, model_name: str = "model") -> dict:
-  """The contents of ``arkit52.json``: 52 ARKit weights in [0, 1] derived from a fitted expression."""
+  """The contents of ``arkit52.json``: 52 ARKit weights in [0, 1] derived from a fitted expression.
+
+  ``names`` may be empty (a model file without expression names): then there are no ARKit semantics."""
   values = np.asarray(values, np.float64).reshape(-1)
-  if len(values) != len(names):
+  if names and len(values) != len(names):
     raise ValueError(f"{len(values)} expression values for {len(names)} expression names; pass the fitted "
                      "FaceParams.expression of this model")
   m = mapping(names) if expression_kind == EXPRESSION_BLENDSHAPE else None
   if m is None:
-    why = (f"its {len(names)} expression components are PCA coefficients, not blendshapes"
+    why = (f"its {len(values)} expression components are PCA coefficients, not blendshapes"
            if expression_kind != EXPRESSION_BLENDSHAPE else
+           f"its {len(values)} expression shapes have no names" if not names else
            "its expression shapes do not carry ARKit's names (see ganfit_jax/outputs/arkit.py for the rules)")
     return dict(model=model_name, arkit_semantics=False,
                 note=f"model {model_name!r} has no ARKit semantics: {why}. No ARKit weights are guessed; the "
