@@ -131,7 +131,9 @@ def identity(rec, root, faces_cache):
   from ganfit_jax import params as params_lib
   from ganfit_jax.data import lfw
   from ganfit_jax.evaluation import identity as id_eval
+  from ganfit_jax.evaluation import landmarks as lm_eval
   from ganfit_jax.evaluation import texture as tex_eval
+  from ganfit_jax.objective import project_landmarks
   from ganfit_jax.reconstruct import output_texture, render_outputs
   id_eval.check_judge("dlib", rec.scene.identity.name)
   pairs = [p for p in lfw.read_pairs(os.path.join(root, "pairsDevTest.txt")) if p[4]]
@@ -169,7 +171,9 @@ def identity(rec, root, faces_cache):
     e_photo = judge(canvas, lm_c)
     row = dict(photo=a, pair_photo=b, person=name, max_expression=float(np.asarray(r.face.expression).max()),
                shape_beyond_3sigma=float((np.abs(np.asarray(r.face.shape)) > 3).mean()),
-               landmark_rmse_px=r.final["landmark_rmse_px"])
+               landmark_rmse_px=r.final["landmark_rmse_px"],
+               landmark_nme=lm_eval.nme(np.asarray(project_landmarks(rec.scene, r.face)), lm_c))
+    row["start_landmark_nme"] = lm_eval.nme(np.asarray(project_landmarks(rec.scene, start)), lm_c)
     pics = [canvas]
     for kind, f, tex in (("detail", r.face, textures["detail"]), ("model", r.face, textures["model"]),
                          ("start", start, output_texture(sc, start))):
@@ -220,7 +224,8 @@ def identity(rec, root, faces_cache):
   print(f"\n{len(same)} pairs ({n} same-person). Fitted coefficients: largest expression activation mean "
         f"{np.mean([r['max_expression'] for r in rows]):.3f} (max {np.max([r['max_expression'] for r in rows]):.3f}); "
         f"shape coefficients beyond 3 sigma {100 * np.mean([r['shape_beyond_3sigma'] for r in rows]):.2f}%; "
-        f"landmark RMSE {np.mean([r['landmark_rmse_px'] for r in rows]):.2f} px")
+        f"landmark RMSE {np.mean([r['landmark_rmse_px'] for r in rows]):.2f} px, NME (outer eye) "
+        f"{np.mean([r['landmark_nme'] for r in rows]):.4f} (start {np.mean([r['start_landmark_nme'] for r in rows]):.4f})")
   if FLAGS.pictures:
     from ganfit_jax.outputs import images
     images.write_png(FLAGS.pictures, np.concatenate([np.concatenate(strips[i:i + 2], 1)

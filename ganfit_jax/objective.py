@@ -235,5 +235,12 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
   return loss, aux
 
 
+def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target, weights: LossWeights):
+  """The landmark and regulariser terms of :func:`loss_fn` and ``landmark_rmse_px`` (one photo): no render,
+  no identity network; the image terms and the total (which would count them as 0) are left out."""
+  _, aux = loss_fn(variables, scene, target, weights, jax.random.key(0), images=False)  # the key is unused
+  return {k: v for k, v in aux.items() if k not in IMAGE_TERMS + ("loss",)}
+
+
 __all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "prepare_target", "prepare_targets", "loss_fn",
-           "render_face", "render_mesh", "project_landmarks", "sample_conditions"]
+           "geometry_terms", "render_face", "render_mesh", "project_landmarks", "sample_conditions"]

@@ -59,9 +59,13 @@ def load_regressor(name_or_path: str, scene: scene_lib.Scene, cfg):
   net, meta = regressor_lib.load(path)
   want = dict(regressor_lib.group_sizes(scene))
   got = dict(net.module.sizes)
-  if got != want or int(meta.get("canvas_size", cfg.canvas_size)) != int(cfg.canvas_size):
-    raise ValueError(f"the regressor {name_or_path!r} was trained for another model, texture model or canvas "
-                     f"(outputs {got}, canvas {meta.get('canvas_size')}; this config needs {want}, canvas "
+  # the identity network's features are inputs of the regressor: another network is another input space
+  ident = meta.get("identity_net")
+  same_ident = ident is None or scene.identity is None or ident in (cfg.identity_net, scene.identity.name)
+  if got != want or int(meta.get("canvas_size", cfg.canvas_size)) != int(cfg.canvas_size) or not same_ident:
+    raise ValueError(f"the regressor {name_or_path!r} was trained for another model, texture model, identity "
+                     f"network or canvas (outputs {got}, identity network {ident!r}, canvas "
+                     f"{meta.get('canvas_size')}; this config needs {want}, {cfg.identity_net!r}, canvas "
                      f"{cfg.canvas_size}); train one with tools/train_regressor.py or use --config.mode=fit")
   return net
 
@@ -173,15 +177,21 @@ def _used(name_or_path: str, asset_names: Dict[str, str]) -> dict:
   return {os.path.abspath(name_or_path): assets.sha256_file(name_or_path)[:16]}
 
 
-def evaluate_variables(scene, variables, targets, weights, key):
-  """Every loss term (aux, (B,) each) of given Variables (B, ...), in one compiled call (no optimisation)."""
+def evaluate_variables(scene, variables, targets, weights, key, images: bool = True):
+  """The loss terms (aux, (B,) each) of given Variables (B, ...), in one compiled call (no optimisation).
+
+  ``images=False`` (or a scene without images): the landmark and regulariser terms only, without a render or
+  an identity-network pass; the image terms and the total ``loss`` (which would count them as 0) are left out.
+  """
   keys = jax.random.key_data(jax.random.split(key, int(targets.landmarks.shape[0])))
+  images = bool(images and scene.has_images)
 
   def run(sc, v, t, w, k):
-    return jax.vmap(lambda vi, ti, ki: objective.loss_fn(vi, sc, ti, w, jax.random.wrap_key_data(ki),
-                                                         images=sc.has_images)[1])(v, t, k)
+    if not images:
+      return jax.vmap(lambda vi, ti: objective.geometry_terms(vi, sc, ti, w))(v, t)
+    return jax.vmap(lambda vi, ti, ki: objective.loss_fn(vi, sc, ti, w, jax.random.wrap_key_data(ki))[1])(v, t, k)
 
-  return compiled.call(run, scene, variables, targets, weights, keys, name="evaluate_variables")
+  return compiled.call(run, scene, variables, targets, weights, keys, name="evaluate_variables", static=images)
 
 
 def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
@@ -263,13 +273,16 @@ class Reconstructor:
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     if not np.all(np.isfinite(images_)) or not np.all(np.isfinite(lms)):
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
-    targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms),
-                                        landmark_weights(len(prepared), float(self.cfg.jaw_weight)))
-    if self.mode == "fit":
-      res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
-                        shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
+    lw = landmark_weights(len(prepared), float(self.cfg.jaw_weight))
+    if self.mode == "regress" and not shared_identity and not self.cfg.get("regress_loss_terms", False):
+      targets, res = self._regress_fast(images_, lms, lw, progress)  # Fast-GANFit in one compiled call
     else:
-      res = self._regress(targets, shared_identity, progress, mesh, photo_keys)
+      targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms), lw)
+      if self.mode == "fit":
+        res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
+                          shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
+      else:
+        res = self._regress(targets, shared_identity, progress, mesh, photo_keys)
     out = []
     for i, (p, src) in enumerate(zip(prepared, sources)):
       out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], res.faces),
@@ -292,14 +305,27 @@ class Reconstructor:
       return fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed), init=v,
                          shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
     weights = self.schedule.stages[-1].loss_weights()
-    aux = evaluate_variables(self.scene, v, targets, weights, jax.random.key(self.cfg.seed))
-    aux = {k: np.asarray(x)[None] for k, x in jax.device_get(aux).items()}  # (1 step, B)
+    aux = evaluate_variables(self.scene, v, targets, weights, jax.random.key(self.cfg.seed),
+                             images=bool(self.cfg.get("regress_loss_terms", False)))
     faces = jax.vmap(lambda x: params_lib.to_face(x, self.scene.model.expression_kind))(v)
+    return self._regress_result(faces, v, aux, progress, t0)
+
+  def _regress_fast(self, images_, lms, lw, progress):
+    """``regress`` with the geometry terms only: targets, prediction and terms in one compiled call."""
+    from ganfit_jax import regressor as regressor_lib
+    t0 = time.perf_counter()
+    targets, v, faces, aux = regressor_lib.regress(self.regressor, self.scene, images_, lms, lw,
+                                                   self.schedule.stages[-1].loss_weights())
+    return targets, self._regress_result(faces, v, aux, progress, t0)
+
+  @staticmethod
+  def _regress_result(faces, v, aux, progress, t0) -> fitting.FitResult:
+    aux = {k: np.asarray(x)[None] for k, x in jax.device_get(aux).items()}  # (1 step, B)
     if progress is not None:
       progress(1, 1, dict({k: float(np.mean(x)) for k, x in aux.items()}, stage="regress"))
-    b = int(targets.landmarks.shape[0])
+    total = aux.get("loss", aux["landmark"])
     return fitting.FitResult(faces=faces, variables=v, final={k: x[-1] for k, x in aux.items()}, history=aux,
-                             init_losses=aux["loss"].T, best_init=np.zeros((b,), int),
+                             init_losses=total.T, best_init=np.zeros((total.shape[1],), int),
                              seconds=time.perf_counter() - t0, stages=(("regress", 0),))
 
   # ------------------------------------------------------------------ outputs
@@ -387,6 +413,9 @@ class Reconstructor:
       report = dict(
           source=os.path.abspath(r.source), preset=self.cfg.preset, mode=self.mode, shared_identity_with=list(r.shared_with),
           final_loss_terms={k: round(v, 6) for k, v in r.final.items()},
+          **({} if "loss" in r.final else dict(final_loss_terms_note=(
+              "the regressor's prediction, evaluated on its landmark and regulariser terms only; "
+              "--config.regress_loss_terms=True adds the image terms and the total loss"))),
           identity_cosine_photo_vs_render=round(float(o["identity_cosine"]), 4),
           identity_cosine_note="fitting network on the final render composited over the photo, 112 crop",
           identity_net=self.scene.identity.name, texture_model=self.scene.texture.kind, model=self.model.name,

@@ -108,6 +108,21 @@ def predict(net: RegressorNet, scene: Scene, targets: objective.Target):
   return compiled.call(run, net, scene, targets, name="regressor_predict")
 
 
+def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight, weights: objective.LossWeights):
+  """Fast-GANFit of canvases (B, S, S, 3) with landmarks (B, 68, 2) in one compiled call: the targets, the
+  predicted Variables and FaceParams, and their :func:`ganfit_jax.objective.geometry_terms` (B, ...) each."""
+  from ganfit_jax import compiled
+
+  def run(net, scene, images, landmarks, landmark_weight, weights):
+    t = jax.vmap(objective.prepare_target, in_axes=(None, 0, 0, 0))(scene, images, landmarks, landmark_weight)
+    v = predict_variables(net, scene, t)
+    faces = jax.vmap(lambda x: params_lib.to_face(x, scene.model.expression_kind))(v)
+    return t, v, faces, jax.vmap(lambda vi, ti: objective.geometry_terms(vi, scene, ti, weights))(v, t)
+
+  return compiled.call(run, net, scene, jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32),
+                       jnp.asarray(landmark_weight, jnp.float32), weights, name="regress")
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -273,5 +288,5 @@ def load(path: str) -> tuple:
   return RegressorNet(params=traverse_util.unflatten_dict(flat, sep="/"), module=module), meta
 
 
-__all__ = ["RegressorNet", "init", "predict", "predict_variables", "batch_loss", "train_step", "train",
+__all__ = ["RegressorNet", "init", "predict", "predict_variables", "regress", "batch_loss", "train_step", "train",
            "prepare_photos", "HostTargets", "save", "load", "group_sizes", "make_module", "make_optimizer"]

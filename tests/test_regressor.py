@@ -50,6 +50,29 @@ def test_untrained_network_predicts_the_neutral_start(tiny):
   np.testing.assert_allclose(faces.camera[0], P.to_face(start, sc.model.expression_kind).camera, atol=1e-6)
 
 
+def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
+  """regress mode's report: the landmark terms alone by default (no render), every term on request."""
+  from ganfit_jax.reconstruct import evaluate_variables
+  sc, data = tiny
+  net = regressor.init(sc, jax.random.key(0), **TINY_NET)
+  t = data.batch(np.arange(2))
+  v = regressor.predict_variables(net, sc, t)
+  full = evaluate_variables(sc, v, t, FULL, jax.random.key(0))
+  cheap = evaluate_variables(sc, v, t, FULL, jax.random.key(0), images=False)
+  assert set(objective.IMAGE_TERMS) | {"loss"} <= set(full) and not (set(objective.IMAGE_TERMS) | {"loss"}) & set(cheap)
+  assert float(np.max(full["identity"])) > 0
+  for k in cheap:
+    np.testing.assert_allclose(cheap[k], full[k], rtol=1e-5, atol=1e-6)
+  # Fast-GANFit in one compiled call (targets from the canvases, prediction, geometry terms) = the three steps
+  t2, v2, faces, terms = regressor.regress(net, sc, t.image, t.landmarks, t.landmark_weight, FULL)
+  np.testing.assert_allclose(t2.embedding, t.embedding, rtol=1e-4, atol=1e-5)
+  for g in P.GROUPS:
+    np.testing.assert_allclose(getattr(v2, g), getattr(v, g), rtol=1e-4, atol=1e-5)
+  assert set(terms) == set(cheap)
+  for k in cheap:
+    np.testing.assert_allclose(terms[k], cheap[k], rtol=1e-4, atol=1e-5)
+
+
 def test_gradients_reach_the_backbone_through_the_loss(tiny):
   """Through the landmark stage's loss (no render: cheap; the full loss trains in the next test)."""
   sc, data = tiny
@@ -136,12 +159,15 @@ def test_cli_modes(tmp_path):
   assert not np.array_equal(a["camera"], b["camera"])
   rep = json.loads((out / "Aaron_Peirsol_0001" / "report.json").read_text())
   assert rep["mode"] == "regress" and rep["steps"] == {"regress": 0} and "regressor" in rep["assets"]
-  assert np.isfinite(rep["final_loss_terms"]["landmark_rmse_px"])
+  terms = rep["final_loss_terms"]
+  assert np.isfinite(terms["landmark_rmse_px"]) and np.isfinite(terms["landmark"])
+  assert "identity" not in terms and "loss" not in terms and "regress_loss_terms" in rep["final_loss_terms_note"]
   out = tmp_path / "plus"
   r = _fit([f"--image={photos[0]}", f"--out={out}", "--mode=regress_fit", "--export=arkit"])
   assert r.returncode == 0, r.stderr[-3000:]
   rep = json.loads((out / "report.json").read_text())
   assert rep["mode"] == "regress_fit" and rep["steps"] == {"align": 7, "full": 1}  # a third of tiny's 20 + 4
+  assert "identity" in rep["final_loss_terms"] and "final_loss_terms_note" not in rep
   r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'x'}", "--mode=magic"])
   assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "x").exists()
   r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'y'}", "--mode=regress", "--config.regressor=/nope.npz"])

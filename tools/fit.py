@@ -104,8 +104,10 @@ class _Progress:
     if self.bar is None:
       self.bar = self.tqdm(total=n, desc=self.what, unit="step", mininterval=1.0)
     self.bar.update(i - self.bar.n)
-    self.bar.set_postfix_str(f"{aux['stage']} loss {aux['loss']:.3f} id {aux['identity']:.3f} "
-                             f"pix {aux['pixel']:.3f} lm {aux['landmark_rmse_px']:.1f}px", refresh=True)
+    shown = [f"{label} {aux[k]:.3f}" for k, label in (("loss", "loss"), ("identity", "id"), ("pixel", "pix"))
+             if k in aux]  # the regressor's prediction may be evaluated without the image terms
+    self.bar.set_postfix_str(" ".join([aux["stage"]] + shown + [f"lm {aux['landmark_rmse_px']:.1f}px"]),
+                             refresh=True)
     if i >= n:
       self.bar.close()
 
