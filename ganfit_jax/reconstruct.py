@@ -49,7 +49,9 @@ PICTURES = (("photo.jpg", "photo (the fitted crop)"), ("overlay.png", "fit over 
             ("comparison.png", "photo | overlay | render | texture | shape"), ("convergence.png", "loss terms"))
 
 
-MODES = ("fit", "regress", "regress_fit")  # GANFit, Fast-GANFit (regressor alone), GANFit++ (regressor init + fit)
+# GANFit, Fast-GANFit (regressor alone), GANFit++ (regressor init + fit); 'auto': GANFit++ when the configured
+# regressor was trained for this config's scene, GANFit otherwise (Reconstructor.mode_note says why)
+MODES = ("auto", "fit", "regress", "regress_fit")
 
 
 def load_regressor(name_or_path: str, scene: scene_lib.Scene, cfg):
@@ -223,8 +225,16 @@ class Reconstructor:
     if self.mode not in MODES:
       raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
     self.regressor = None
-    if self.mode != "fit":
+    self.mode_note = None  # why 'auto' resolved to 'fit'
+    if self.mode == "auto":
+      try:
+        self.regressor = load_regressor(cfg.get("regressor", "regressor"), self.scene, cfg)
+        self.mode = "regress_fit"
+      except ValueError as e:
+        self.mode, self.mode_note = "fit", f"mode auto: fitting from the mean face (GANFit), because {e}"
+    elif self.mode != "fit":
       self.regressor = load_regressor(cfg.get("regressor", "regressor"), self.scene, cfg)
+    if self.mode != "fit":
       self.schedule = short_schedule(self.schedule, float(cfg.get("regress_fit_scale", 1 / 3)))
     self.render_size = int(cfg.render_size)
     self.exports = parse_exports(cfg.get("export", ",".join(EXPORTS)))

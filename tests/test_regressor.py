@@ -140,6 +140,21 @@ def test_shipped_weights_beat_the_mean_face_on_a_devtest_photo():
     assert pred < 0.7 * mean_face, errs
 
 
+def test_auto_mode_uses_the_regressor_only_where_it_was_trained_for_the_scene():
+  sys.path.insert(0, ROOT)
+  from configs.fit import get_config
+  from ganfit_jax.reconstruct import Reconstructor
+  cfg = get_config("tiny")
+  cfg.mode = "auto"
+  rec = Reconstructor(cfg)
+  assert rec.mode == "regress_fit" and rec.regressor is not None and rec.mode_note is None
+  assert [st.steps for st in rec.schedule.stages] == [7, 1]  # a third of tiny's 20 + 4 steps
+  cfg.canvas_size = 160  # the shipped regressor was trained on 224 px canvases
+  rec = Reconstructor(cfg)
+  assert rec.mode == "fit" and rec.regressor is None and "canvas" in rec.mode_note
+  assert [st.steps for st in rec.schedule.stages] == [20, 4]
+
+
 TINY = ["--config=" + os.path.join(ROOT, "configs", "fit.py") + ":tiny"]
 
 

@@ -57,9 +57,11 @@ flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,f
                     "photos; photos with the same person share shape and texture; relative paths are relative "
                     "to the list's folder.")
 flags.DEFINE_string("out", None, "Output folder.")
-flags.DEFINE_enum("mode", None, ["fit", "regress", "regress_fit"], "fit: GANFit (optimise from the mean face; "
-                  "the default, --config.mode); regress: Fast-GANFit (the regressor's prediction, no optimisation); "
-                  "regress_fit: GANFit++ (the prediction starts a fit of a third of the steps).")
+flags.DEFINE_enum("mode", None, ["auto", "fit", "regress", "regress_fit"], "fit: GANFit (optimise from the mean "
+                  "face); regress: Fast-GANFit (the regressor's prediction, no optimisation); regress_fit: GANFit++ "
+                  "(the prediction starts a fit of a third of the steps); auto: regress_fit where the regressor was "
+                  "trained for the config's model, texture model, identity network and canvas, fit otherwise "
+                  "(default: --config.mode).")
 flags.DEFINE_list("export", None, "Mesh and page files to write, comma-separated, from obj, glb, ply, arkit, html "
                   "(default: all, --config.export); report.json, params.* and the pictures are always written.")
 flags.DEFINE_bool("overwrite", False, "--image/--images: replace results in --out. Datasets: refit every photo "
@@ -127,9 +129,9 @@ def _reconstructor(cls):
   from ganfit_jax import assets
   try:
     rec = cls(FLAGS.config)
-    note = rec.layout_note()
-    if note:
-      print(f"warning: {note}", file=sys.stderr)
+    for note in (rec.layout_note(), rec.mode_note):
+      if note:
+        print(f"warning: {note}", file=sys.stderr)
     return rec
   except assets.AssetError:
     raise  # a missing or corrupt model file: exit 3
