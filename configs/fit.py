@@ -3,7 +3,8 @@
   python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
   python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper --config.stages.full.weights.content=20
 
-fast:  CPU-friendly: 100 landmark steps, 60 full steps, one texture initialisation.
+fast:  CPU-friendly: 100 landmark steps, 60 full steps, one texture initialisation; mode auto: the shipped
+       regressor's prediction starts a fit of a third of those steps (GANFit++).
 paper: the paper's schedule shape: Adam 0.01 on the texture, 300 + 1000 steps, 4 random texture
        initialisations run in parallel (vmap), the best final loss wins.
 tiny:  a few steps, for tests.
@@ -35,8 +36,11 @@ def get_config(preset: str = "fast"):
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
   c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
                                    # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
-  c.mode = "fit"                   # 'fit' (GANFit), 'regress' (Fast-GANFit: the regressor's prediction alone) or
-                                   # 'regress_fit' (GANFit++: the prediction starts a fit of regress_fit_scale x the steps)
+  c.mode = "auto"                  # 'fit' (GANFit), 'regress' (Fast-GANFit: the regressor's prediction alone),
+                                   # 'regress_fit' (GANFit++: the prediction starts a fit of regress_fit_scale x the
+                                   # steps) or 'auto': regress_fit where the regressor was trained for this config's
+                                   # model, texture model, identity network and canvas, else fit. fast: auto (GANFit++
+                                   # matched or beat GANFit on 100 DevTest photos, WORKSPACE.md); paper, tiny: fit
   c.regressor = "regressor"        # asset name (the shipped ganfit_jax/weights/regressor_cpu.npz) or a .npz of
                                    # tools/train_regressor.py
   c.regress_fit_scale = 1 / 3
@@ -70,10 +74,12 @@ def get_config(preset: str = "fast"):
       steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"),
       weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, light_chroma=20.0, **PRIORS))))
   if preset == "paper":
+    c.mode = "fit"                 # the paper's GANFit schedule from the mean face
     c.stages.align.steps = 300
     c.stages.full.steps = 1000
     c.num_inits = 4
   elif preset == "tiny":
+    c.mode = "fit"
     c.stages.align.steps = 20
     c.stages.full.steps = 4
     c.chunk = 4

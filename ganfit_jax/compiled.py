@@ -103,6 +103,11 @@ def _build_spmd(fn: Callable, in_tree, donate: Tuple[int, ...]):
   return jax.jit(flat, donate_argnums=donate), out_tree
 
 
+def _committed_to(x, device) -> bool:
+  return isinstance(x, jax.Array) and x.committed and len(x.sharding.device_set) == 1 and \
+      next(iter(x.sharding.device_set)) == device
+
+
 def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0, mesh: Optional[Mesh] = None):
   """``fn(*args)`` through a cached, exported compilation (see the module docstring).
 
@@ -129,10 +134,16 @@ def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0,
     placement = tuple(str(x.sharding.spec) for x in leaves)
   else:
     # committed to this process's first device, as outputs of a compiled call are: a first call with fresh
-    # (uncommitted) inputs and a second one with the first's outputs then share one program
-    leaves = jax.device_put(leaves, jax.local_devices()[0])
+    # (uncommitted) inputs and a second one with the first's outputs then share one program. Leaves already
+    # there (a scene made by scene.make, weights, earlier outputs) are not put again: a scene has ~300 leaves.
+    dev = jax.local_devices()[0]
+    todo = [i for i, x in enumerate(leaves) if not _committed_to(x, dev)]
+    if todo:
+      leaves = list(leaves)
+      for i, x in zip(todo, jax.device_put([leaves[i] for i in todo], dev)):
+        leaves[i] = x
     placement = ()
-  mem_key = (name, static, in_tree, tuple((tuple(x.shape), str(x.dtype)) for x in leaves), donated, placement,
+  mem_key = (name, static, in_tree, tuple((x.shape, x.dtype) for x in leaves), donated, placement,
              None if mesh is None else (tuple(mesh.shape.items()), tuple(d.id for d in mesh.devices.flat)))
   if mem_key not in _MEMORY:
     if spmd:

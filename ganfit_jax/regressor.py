@@ -285,7 +285,8 @@ def load(path: str) -> tuple:
     raise assets.AssetError(f"regressor weights {path} are unreadable ({e}); retrain or re-fetch them") from e
   module = Regressor(sizes=tuple((str(g), int(n)) for g, n in meta["sizes"]), widths=tuple(meta["widths"]), blocks=int(meta["blocks"]),
                      hidden=int(meta["hidden"]), feature_width=int(meta["feature_width"]))
-  return RegressorNet(params=traverse_util.unflatten_dict(flat, sep="/"), module=module), meta
+  net = RegressorNet(params=traverse_util.unflatten_dict(flat, sep="/"), module=module)
+  return jax.device_put(net, jax.local_devices()[0]), meta  # committed once (see compiled.call)
 
 
 __all__ = ["RegressorNet", "init", "predict", "predict_variables", "regress", "batch_loss", "train_step", "train",

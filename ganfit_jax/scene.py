@@ -88,10 +88,12 @@ def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity
   tmap = layout.texel_map(model, texture_size)
   colour, mask = layout.eye_fill(tmap)
   face = np.where(tmap.mask, detail.face_weight(model, tmap), 1.0)
-  return Scene(model=model, texture=texture, identity=identity, overlay=jnp.asarray(colour),
-               overlay_mask=jnp.asarray(mask, jnp.float32), face_weight=jnp.asarray(face, jnp.float32),
-               cheeks=jnp.asarray(detail.cheek_mask(model, tmap), jnp.float32), canvas_size=int(canvas_size),
-               texture_size=int(texture_size))
+  scene = Scene(model=model, texture=texture, identity=identity, overlay=jnp.asarray(colour),
+                overlay_mask=jnp.asarray(mask, jnp.float32), face_weight=jnp.asarray(face, jnp.float32),
+                cheeks=jnp.asarray(detail.cheek_mask(model, tmap), jnp.float32), canvas_size=int(canvas_size),
+                texture_size=int(texture_size))
+  # committed to the first device once, as compiled calls want their inputs (not ~300 puts per call)
+  return jax.device_put(scene, jax.local_devices()[0])
 
 
 def load(model: str = "ict", texture: Optional[str] = "gan", identity: Optional[str] = "sface",
