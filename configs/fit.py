@@ -45,8 +45,8 @@ def get_config(preset: str = "fast"):
                                    # tools/train_regressor.py
   c.regress_fit_scale = 1 / 3
   c.regress_loss_terms = False     # 'regress': also evaluate the prediction's image loss terms (identity, content,
-                                   # pixel: one render and two identity passes, ~0.15 s a photo on 2 CPU cores) for
-                                   # report.json; False: its landmark and regulariser terms only
+                                   # pixel: one render and two identity passes a photo, several times the prediction's
+                                   # cost) for report.json; False: its landmark and regulariser terms only
   c.canvas_size = 224
   c.texture_size = 256             # side of the composed texture the renderer samples while fitting
   c.output_texture_size = 512      # side of texture.png and of the exports' texture

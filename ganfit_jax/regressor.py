@@ -108,10 +108,21 @@ def predict(net: RegressorNet, scene: Scene, targets: objective.Target):
   return compiled.call(run, net, scene, targets, name="regressor_predict")
 
 
-def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight, weights: objective.LossWeights):
+def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight=None,
+            weights: Optional[objective.LossWeights] = None):
   """Fast-GANFit of canvases (B, S, S, 3) with landmarks (B, 68, 2) in one compiled call: the targets, the
-  predicted Variables and FaceParams, and their :func:`ganfit_jax.objective.geometry_terms` (B, ...) each."""
+  predicted Variables and FaceParams, and their :func:`ganfit_jax.objective.geometry_terms` (B, ...) each.
+  ``landmark_weight`` (B, 68): 1 when omitted; ``weights``: the terms' weights (default: align 1)."""
   from ganfit_jax import compiled
+  images, landmarks = np.asarray(images, np.float32), np.asarray(landmarks, np.float32)
+  s = scene.canvas_size
+  if images.ndim != 4 or images.shape[1:] != (s, s, 3) or landmarks.shape != (images.shape[0], 68, 2):
+    raise ValueError(f"regress needs (B, {s}, {s}, 3) canvases and (B, 68, 2) landmarks, got {images.shape} and "
+                     f"{landmarks.shape}; make them with face.prepare at this scene's canvas size")
+  if landmark_weight is None:
+    landmark_weight = np.ones(landmarks.shape[:2], np.float32)
+  if weights is None:
+    weights = objective.LossWeights.create(align=1.0)
 
   def run(net, scene, images, landmarks, landmark_weight, weights):
     t = jax.vmap(objective.prepare_target, in_axes=(None, 0, 0, 0))(scene, images, landmarks, landmark_weight)
@@ -119,7 +130,7 @@ def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight,
     faces = jax.vmap(lambda x: params_lib.to_face(x, scene.model.expression_kind))(v)
     return t, v, faces, jax.vmap(lambda vi, ti: objective.geometry_terms(vi, scene, ti, weights))(v, t)
 
-  return compiled.call(run, net, scene, jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32),
+  return compiled.call(run, net, scene, jnp.asarray(images), jnp.asarray(landmarks),
                        jnp.asarray(landmark_weight, jnp.float32), weights, name="regress")
 
 

@@ -71,6 +71,8 @@ def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
   assert set(terms) == set(cheap)
   for k in cheap:
     np.testing.assert_allclose(terms[k], cheap[k], rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="regress needs"):
+    regressor.regress(net, sc, t.image[:, :32], t.landmarks)
 
 
 def test_gradients_reach_the_backbone_through_the_loss(tiny):
