@@ -67,7 +67,7 @@ def quality():
   from ganfit_jax.data import lfw
   from ganfit_jax.evaluation import identity as id_eval
   from ganfit_jax.evaluation import landmarks as lm_eval
-  from ganfit_jax.reconstruct import Reconstructor, render_outputs
+  from ganfit_jax.reconstruct import Reconstructor, output_texture, render_outputs
   import importlib.util
   spec = importlib.util.spec_from_file_location("fitcfg", os.path.join(ROOT, "configs", "fit.py"))
   mod = importlib.util.module_from_spec(spec)
@@ -101,9 +101,12 @@ def quality():
       canvas, lm_c = r.prepared.canvas, r.prepared.landmarks
       start = params_lib.to_face(params_lib.init(rec.model, start_latent), rec.model.expression_kind).replace(
           camera=r.face.camera)
-      for name, f in (("fitted", r.face), ("start", start)):
-        o = jax.device_get(render_outputs(rec.scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
-                                          jnp.asarray(r.align_matrix), render_size=rec.render_size))
+      # the fitted face with the texture the job writes (photo detail when on), the start with the model's
+      detail = r.prepared.detail if rec.detail_layout is not None else None
+      for name, f, tex in (("fitted", r.face, output_texture(rec.out_scene, r.face, detail, rec.detail_layout)),
+                           ("start", start, output_texture(rec.out_scene, start))):
+        o = jax.device_get(render_outputs(rec.out_scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
+                                          jnp.asarray(r.align_matrix), tex, render_size=rec.render_size))
         rows[name]["px"].append(float(np.linalg.norm(o["landmarks"] - lm_c, axis=1).mean()))
         rows[name]["nme"].append(lm_eval.nme(o["landmarks"], lm_c, "outer_eye"))
         rows[name]["judge_overlay"].append(id_eval.judge_cosine(canvas, lm_c, o["overlay"], lm_c))

@@ -23,13 +23,20 @@ import functools
 import hashlib
 import os
 import pickle
+import threading
 from typing import Callable, Dict, Hashable, Optional, Tuple
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 _MEMORY: Dict[Tuple, Tuple[Callable, list]] = {}
 _COUNTS: Dict[str, int] = {}
+# one lock per entry, held while it is built and first run (JAX compiles at the first call): a thread that
+# asks for an entry another thread is still compiling (e.g. Reconstructor.prefetch_outputs) waits for it
+# instead of compiling it again
+_LOCKS: Dict[Tuple, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 @functools.lru_cache(maxsize=None)
@@ -145,15 +152,33 @@ def call(fn: Callable, *args, name: str, static: Hashable = (), donate: int = 0,
     placement = ()
   mem_key = (name, static, in_tree, tuple((x.shape, x.dtype) for x in leaves), donated, placement,
              None if mesh is None else (tuple(mesh.shape.items()), tuple(d.id for d in mesh.devices.flat)))
-  if mem_key not in _MEMORY:
-    if spmd:
-      _MEMORY[mem_key] = _build_spmd(fn, in_tree, donated)
-    else:
-      _MEMORY[mem_key] = _build(fn, name, static, leaves, in_tree, donated)
-    _COUNTS[name] = _COUNTS.get(name, 0) + 1
-  f, out_tree = _MEMORY[mem_key]
+  entry = _MEMORY.get(mem_key)
+  if entry is None:
+    with _LOCKS_GUARD:
+      lock = _LOCKS.setdefault(mem_key, threading.Lock())
+    with lock:
+      entry = _MEMORY.get(mem_key)
+      if entry is None:  # this thread builds it, and compiles it by running it once
+        if spmd:
+          built = _build_spmd(fn, in_tree, donated)
+        else:
+          built = _build(fn, name, static, leaves, in_tree, donated)
+        out = built[0](*leaves)
+        _MEMORY[mem_key] = built
+        _COUNTS[name] = _COUNTS.get(name, 0) + 1
+        return jax.tree_util.tree_unflatten(built[1][0], out)
+  f, out_tree = entry
   out = f(*leaves)
   return jax.tree_util.tree_unflatten(out_tree[0], out)
+
+
+def float32(x):
+  """``x`` as a float32 argument of a compiled call, without running a program for it: a jax array (or
+  tracer) as it is (cast when it is another dtype), anything else converted on the host. (``jnp.asarray``
+  of a NumPy array compiles and runs a small conversion program, one per shape.)"""
+  if isinstance(x, jax.Array):
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+  return np.asarray(x, np.float32)
 
 
 def compilations(name: str) -> int:
@@ -165,3 +190,5 @@ def clear_memory() -> None:
   """Forgets the in-process entries (the disk cache stays): what a new process would see."""
   _MEMORY.clear()
   _COUNTS.clear()
+  with _LOCKS_GUARD:
+    _LOCKS.clear()

@@ -23,7 +23,6 @@ One fit, for B photos and N random texture initialisations each:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -204,7 +203,7 @@ def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, wei
     (v, s), aux = jax.lax.scan(body, (variables, opt_state), start + jnp.arange(spec.length))
     return v, s, aux
 
-  return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, jnp.int32(start),
+  return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, np.int32(start),
                        name="fit_chunk", static=spec, donate=2 if donate else 0, mesh=mesh)
 
 
@@ -212,7 +211,7 @@ def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weig
              keys, step, *, spec: ChunkSpec, donate: bool = False, mesh=None):
   """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``, ``mesh``: as :func:`run_chunk`."""
   return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
-                       jnp.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
+                       np.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
 
 
 def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str,
@@ -242,12 +241,16 @@ def default_loop() -> str:
   return "dispatch" if jax.default_backend() == "cpu" else "scan"
 
 
-@functools.partial(jax.jit, static_argnames=("spec",))
-def init_opt_state(variables, *, spec: ChunkSpec):
-  b, n = variables.shape.shape[:2]
-  flat = jax.tree_util.tree_map(lambda x: x.reshape((b * n,) + x.shape[2:]), variables)
-  state = jax.vmap(spec.optimizer().init)(flat)
-  return jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), state)
+def init_opt_state(variables, *, spec: ChunkSpec, mesh=None):
+  """The optimiser state of (B, N) variables for a chunk of ``spec`` (one compiled call; ``mesh``: as
+  :func:`run_chunk`)."""
+  def run(variables):
+    b, n = variables.shape.shape[:2]
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((b * n,) + x.shape[2:]), variables)
+    state = jax.vmap(spec.optimizer().init)(flat)
+    return jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), state)
+
+  return compiled.call(run, variables, name="init_opt_state", static=spec, mesh=mesh)
 
 
 def chunk_length(steps: int, chunk: int) -> int:
@@ -316,17 +319,11 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
   """
   t0 = time.perf_counter()
   b = int(targets.landmarks.shape[0])
-  n = schedule.num_inits
-  k_lat, k_run = jax.random.split(key)
-  # a private copy: the chunks donate the variables' buffers, and ``init`` belongs to the caller
-  variables = jax.tree_util.tree_map(jnp.copy, initial_variables(scene, b, schedule, k_lat, init))
-  if photo_keys is None:
-    keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
-  else:  # each photo's id-hat keys from its own key: its result does not depend on its batch neighbours
-    if len(photo_keys) != b:
-      raise ValueError(f"photo_keys has {len(photo_keys)} keys for {b} photos")
-    keys = jnp.stack([jax.random.key_data(jax.random.split(jax.random.fold_in(k_run, int(s)), n))
-                      for s in photo_keys])
+  if photo_keys is not None and len(photo_keys) != b:
+    raise ValueError(f"photo_keys has {len(photo_keys)} keys for {b} photos")
+  # the starting variables (new buffers: the chunks donate them, and ``init`` belongs to the caller) and the
+  # id-hat keys, in one compiled call
+  variables, keys = _start(scene, init, key, photo_keys, b, schedule)
   if mesh is not None and mesh.size > 1:
     if b % mesh.size:
       raise ValueError(f"{b} photos cannot be split over {mesh.size} devices; pad the batch to a multiple")
@@ -341,7 +338,7 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     spec = ChunkSpec(length=chunk_length(stage.steps, schedule.chunk), learning_rates=schedule.learning_rates,
                      groups=stage.groups, lr_scale=stage.lr_scale,
                      images=weights.uses_images(), shared_identity=shared_identity)
-    opt_state = init_opt_state(variables, spec=spec)
+    opt_state = init_opt_state(variables, spec=spec, mesh=mesh)
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")
       variables, opt_state, aux = chunk(variables, opt_state, scene, targets, weights, keys, done, spec, stage_loop,
@@ -361,12 +358,38 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
   else:
     best = np.argmin(final_losses, axis=1)
   rows = np.arange(b)
-  chosen = jax.tree_util.tree_map(lambda x: x[rows, best], variables)
+  chosen, faces = _finish(variables, best.astype(np.int32), scene.model.expression_kind)
   history = {k: v[:, rows, best] for k, v in hist.items()}
-  faces = jax.vmap(lambda v: params_lib.to_face(v, scene.model.expression_kind))(chosen)
   return FitResult(faces=faces, variables=chosen, final={k: v[-1] for k, v in history.items()}, history=history,
                    init_losses=final_losses, best_init=best, seconds=time.perf_counter() - t0,
                    stages=tuple(stages_run))
+
+
+def _start(scene: Scene, init, key, photo_keys, b: int, schedule: Schedule):
+  """(variables (B, N, ...), id-hat key data (B, N, ...)) of :func:`fit`, in one compiled call."""
+  n = schedule.num_inits
+
+  def run(scene, init, key_data, photo_keys):
+    k_lat, k_run = jax.random.split(jax.random.wrap_key_data(key_data))
+    variables = initial_variables(scene, b, schedule, k_lat, init)
+    if photo_keys is None:
+      keys = jax.random.key_data(jax.random.split(k_run, b * n)).reshape((b, n, -1))
+    else:  # each photo's id-hat keys from its own key: its result does not depend on its batch neighbours
+      keys = jax.vmap(lambda s: jax.random.key_data(jax.random.split(jax.random.fold_in(k_run, s), n)))(photo_keys)
+    return variables, keys
+
+  pk = None if photo_keys is None else np.asarray([int(s) for s in photo_keys], np.uint32)
+  return compiled.call(run, scene, init, jax.random.key_data(key), pk, name="fit_start",
+                       static=(b, n, schedule.init_latent_std, schedule.zero_first_init))
+
+
+def _finish(variables, best, expression_kind: str):
+  """(chosen Variables (B, ...), their FaceParams): init ``best[i]`` of photo i, in one compiled call."""
+  def run(variables, best):
+    chosen = jax.tree_util.tree_map(lambda x: x[jnp.arange(x.shape[0]), best], variables)
+    return chosen, jax.vmap(lambda v: params_lib.to_face(v, expression_kind))(chosen)
+
+  return compiled.call(run, variables, best, name="fit_finish", static=expression_kind)
 
 
 __all__ = ["Stage", "Schedule", "schedule_from_config", "make_optimizer", "ChunkSpec", "run_chunk", "run_step",

@@ -86,7 +86,8 @@ class LossWeights:
       v = float(v)
       if not np.isfinite(v) or v < 0:
         raise ValueError(f"loss weight {k}={v} must be a finite number >= 0")
-    return cls(**{k: jnp.asarray(float(weights.get(k, 0.0)), jnp.float32) for k in TERMS})
+    # device_put of host scalars: jnp.asarray would compile a conversion program per term
+    return cls(**{k: jax.device_put(np.float32(weights.get(k, 0.0))) for k in TERMS})
 
   def as_dict(self) -> Dict[str, float]:
     return {k: float(getattr(self, k)) for k in TERMS}
@@ -138,11 +139,11 @@ def prepare_targets(scene: Scene, images, landmarks, landmark_weight=None) -> Ta
   """:func:`prepare_target` for B photos: images (B, S, S, 3), landmarks (B, 68, 2), weights (B, 68).
 
   Compiled once per scene structure and batch shape (:func:`ganfit_jax.compiled.call`)."""
-  images, landmarks = jnp.asarray(images, jnp.float32), jnp.asarray(landmarks, jnp.float32)
+  images, landmarks = compiled.float32(images), compiled.float32(landmarks)
   if landmark_weight is None:
-    landmark_weight = jnp.ones(landmarks.shape[:2], jnp.float32)
+    landmark_weight = np.ones(landmarks.shape[:2], np.float32)
   return compiled.call(jax.vmap(prepare_target, in_axes=(None, 0, 0, 0)), scene, images, landmarks,
-                       jnp.asarray(landmark_weight, jnp.float32), name="prepare_targets")
+                       compiled.float32(landmark_weight), name="prepare_targets")
 
 
 def sample_conditions(key, scene: Scene):

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 import time
 from typing import Optional, Dict, List, Sequence
 
@@ -109,8 +110,8 @@ def render_outputs(scene: scene_lib.Scene, f: FaceParams, canvas, embedding, ali
                    render_size: int):
   """Everything the output files show, in one compiled call (one example; ``texture`` the final map)."""
   return compiled.call(functools.partial(_render_outputs, render_size=render_size), scene, f,
-                       jnp.asarray(canvas, jnp.float32), jnp.asarray(embedding, jnp.float32),
-                       jnp.asarray(align_matrix, jnp.float32), jnp.asarray(texture, jnp.float32),
+                       compiled.float32(canvas), compiled.float32(embedding), compiled.float32(align_matrix),
+                       compiled.float32(texture),
                        name="render_outputs", static=render_size)
 
 
@@ -120,7 +121,7 @@ def output_texture(scene: scene_lib.Scene, f: FaceParams, detail_canvas=None, la
   if detail_canvas is None:
     return compiled.call(lambda sc, lat: (sc.texture_image(lat),), scene, f.texture, name="compose_texture")[0]
   scale = detail_canvas.shape[0] / scene.canvas_size
-  c2d = jnp.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]], jnp.float32)
+  c2d = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]], np.float32)
 
   def run(sc, f, photo, lay, c2d):
     verts = morphable.vertices(sc.model, f.shape, f.expression)
@@ -128,8 +129,8 @@ def output_texture(scene: scene_lib.Scene, f: FaceParams, detail_canvas=None, la
                                     c2d, lay, sc.face_weight, sc.cheeks, canvas_size=sc.canvas_size)
     return tex, conf
 
-  photo = jnp.asarray(np.asarray(detail_canvas, np.float32) / 255.0 if np.asarray(detail_canvas).dtype == np.uint8
-                      else detail_canvas, jnp.float32)
+  photo = compiled.float32(np.asarray(detail_canvas, np.float32) / 255.0 if np.asarray(detail_canvas).dtype == np.uint8
+                           else detail_canvas)
   return compiled.call(run, scene, f, photo, lay, c2d, name="photo_detail")[0]
 
 
@@ -287,18 +288,21 @@ class Reconstructor:
     if self.mode == "regress" and not shared_identity and not self.cfg.get("regress_loss_terms", False):
       targets, res = self._regress_fast(images_, lms, lw, progress)  # Fast-GANFit in one compiled call
     else:
-      targets = objective.prepare_targets(self.scene, jnp.asarray(images_), jnp.asarray(lms), lw)
+      targets = objective.prepare_targets(self.scene, images_, lms, lw)
       if self.mode == "fit":
         res = fitting.fit(self.scene, targets, self.schedule, key=jax.random.key(self.cfg.seed),
                           shared_identity=shared_identity, progress=progress, mesh=mesh, photo_keys=photo_keys)
       else:
         res = self._regress(targets, shared_identity, progress, mesh, photo_keys)
     out = []
+    # one transfer to the host, then per-photo slices of NumPy arrays (slicing device arrays one by one runs
+    # a small program per leaf and photo)
+    faces, embedding, align = jax.device_get((res.faces, targets.embedding, targets.align_matrix))
     for i, (p, src) in enumerate(zip(prepared, sources)):
-      out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], res.faces),
+      out.append(Result(source=src, prepared=p, face=jax.tree_util.tree_map(lambda x: x[i], faces),
                         final={k: float(v[i]) for k, v in res.final.items()},
                         history={k: v[:, i] for k, v in res.history.items()}, seconds=res.seconds,
-                        embedding=np.asarray(targets.embedding[i]), align_matrix=np.asarray(targets.align_matrix[i]),
+                        embedding=embedding[i], align_matrix=align[i],
                         stages=res.stages, shared_with=list(sources) if shared_identity else ()))
     return out
 
@@ -366,6 +370,34 @@ class Reconstructor:
         used.update(_used("yunet", {}))
     return used
 
+  def prefetch_outputs(self, prepared: face.PreparedFace) -> threading.Thread:
+    """Starts making the programs :meth:`write` runs ready (compiled, or loaded from the compilation caches)
+    in a background thread, by running them once on a placeholder result shaped like a fit of ``prepared``;
+    returns the thread (the first call's: later calls start nothing). Call it before :meth:`fit`: the fit's compiled steps leave CPU cores idle (about one
+    of two here), so the outputs' programs are ready when the fit ends instead of compiling after it.
+    :meth:`write` waits for a program still being built (:func:`ganfit_jax.compiled.call`); errors in the
+    thread are dropped (:meth:`write` meets them itself)."""
+    def run():
+      try:
+        kind = self.model.expression_kind
+        latent = self.scene.texture.latent_dim
+        start = jax.jit(lambda: params_lib.to_face(params_lib.init(self.model, jnp.zeros((latent,))), kind))
+        f = jax.device_get(start())  # NumPy leaves, as a fit's Result.face
+        use_detail = self.detail_layout is not None and prepared.detail is not None
+        tex = output_texture(self.out_scene, f, np.zeros_like(prepared.detail) if use_detail else None,
+                             self.detail_layout)
+        s = self.cfg.canvas_size
+        emb = np.zeros((self.scene.identity.embedding_size,), np.float32)
+        jax.block_until_ready(render_outputs(self.out_scene, f, np.zeros((s, s, 3), np.float32), emb,
+                                             np.zeros((2, 3), np.float32), tex, render_size=self.render_size))
+      except Exception:  # noqa: BLE001  (a warm-up only: write() builds and reports for itself)
+        pass
+
+    if getattr(self, "_prefetch", None) is None:  # once per Reconstructor
+      self._prefetch = threading.Thread(target=run, name="ganfit-prefetch-outputs")
+      self._prefetch.start()
+    return self._prefetch
+
   def write(self, r: Result, out_dir: str, overwrite: bool = True, tmp_root=None) -> dict:
     """Writes every output of one result into ``out_dir`` (atomically: a temp dir, in ``tmp_root`` when
     given, renamed at the end: :func:`ganfit_jax.outputs.files.atomic_dir`); returns the report."""
@@ -374,8 +406,8 @@ class Reconstructor:
     canvas = r.prepared.canvas.astype(np.float32)
     use_detail = self.detail_layout is not None and r.prepared.detail is not None
     texture = output_texture(self.out_scene, f, r.prepared.detail if use_detail else None, self.detail_layout)
-    o = jax.device_get(render_outputs(self.out_scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
-                                      jnp.asarray(r.align_matrix), texture, render_size=self.render_size))
+    o = jax.device_get(render_outputs(self.out_scene, f, canvas, r.embedding, r.align_matrix, texture,
+                                      render_size=self.render_size))
     lm_photo = face.apply_affine(face.invert_affine(r.prepared.to_canvas), o["landmarks"])
     # render.png: the face alone on grey, at its place in the photo, the photo's size
     photo_to_render = np.asarray(r.prepared.to_canvas, np.float64) * (self.render_size / s)

@@ -130,8 +130,8 @@ def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight=
     faces = jax.vmap(lambda x: params_lib.to_face(x, scene.model.expression_kind))(v)
     return t, v, faces, jax.vmap(lambda vi, ti: objective.geometry_terms(vi, scene, ti, weights))(v, t)
 
-  return compiled.call(run, net, scene, jnp.asarray(images), jnp.asarray(landmarks),
-                       jnp.asarray(landmark_weight, jnp.float32), weights, name="regress")
+  return compiled.call(run, net, scene, compiled.float32(images), compiled.float32(landmarks),
+                       compiled.float32(landmark_weight), weights, name="regress")
 
 
 # ----------------------------------------------------------------------------- training
@@ -291,7 +291,7 @@ def load(path: str) -> tuple:
   try:
     with np.load(path) as z:
       meta = json.loads(str(z["__meta__"]))
-      flat = {k[len("params/"):]: jnp.asarray(z[k], jnp.float32) for k in z.files if k.startswith("params/")}
+      flat = {k[len("params/"):]: np.asarray(z[k], np.float32) for k in z.files if k.startswith("params/")}
   except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as e:
     raise assets.AssetError(f"regressor weights {path} are unreadable ({e}); retrain or re-fetch them") from e
   module = Regressor(sizes=tuple((str(g), int(n)) for g, n in meta["sizes"]), widths=tuple(meta["widths"]), blocks=int(meta["blocks"]),

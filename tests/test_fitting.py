@@ -164,9 +164,42 @@ def test_one_compilation_per_structure_across_fits_and_calls(tiny):
   res = fitting.fit(sc, tg2, sched, key=jax.random.key(1))
   assert {n: compiled.compilations(n) for n in counts} == {"fit_step": 1, "fit_chunk": 1, "prepare_targets": 1}
   assert counts == {"fit_step": 1, "fit_chunk": 1, "prepare_targets": 0}
+  # the start (variables and keys), the optimiser states (one per stage structure) and the choice of the best
+  # init are compiled programs too, built once
+  assert {n: compiled.compilations(n) for n in ("fit_start", "init_opt_state", "fit_finish")} == {
+      "fit_start": 1, "init_opt_state": 2, "fit_finish": 1}
   for f, _ in compiled._MEMORY.values():
     assert f._cache_size() == 1  # and each compiled program was built once
   assert res.history["loss"].shape == (6, 2) and res.faces.camera.shape == (2, 10)
+
+
+def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
+  """A fit and its outputs compile (or load from the caches) their named programs and almost nothing else:
+  each stray eager jnp operation would be one more XLA compilation, in every process (~170 of them, 3-4 s,
+  before they were removed). The outputs' programs, built ahead by prefetch_outputs, are not built again."""
+  sys.path.insert(0, ROOT)
+  import jax.monitoring
+  from configs.fit import get_config
+  from ganfit_jax.reconstruct import Reconstructor
+  rec = Reconstructor(get_config("tiny"))
+  p = rec.prepare(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"))
+  events = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda name, secs, **kw: events.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+  compiled.clear_memory()
+  jax.clear_caches()
+  rec.prefetch_outputs(p).join()
+  assert {n: compiled.compilations(n) for n in ("photo_detail", "render_outputs")} == {
+      "photo_detail": 1, "render_outputs": 1}
+  (r,) = rec.fit([p], ["Aaron_Peirsol_0001"])
+  report = rec.write(r, str(tmp_path / "out"))
+  assert {n: compiled.compilations(n) for n in ("photo_detail", "render_outputs")} == {
+      "photo_detail": 1, "render_outputs": 1}
+  assert report["texture_detail"] and os.path.exists(tmp_path / "out" / "mesh.glb")
+  programs = sum(compiled._COUNTS.values())
+  # allowance: the prefetch's placeholder start face, the PRNG key (two), the dispatch loop's stacking of aux
+  # (13 events for 9 programs when written; the main job had 177 before its eager operations were removed)
+  assert len(events) <= programs + 5, (len(events), dict(compiled._COUNTS))
 
 
 def test_exported_programs_are_reused_from_disk(tiny, monkeypatch):

@@ -38,6 +38,15 @@ def test_texel_mirror_is_an_involution_and_the_ict_flip(tmap):
   assert np.mean(m[has] == flip[has]) > 0.99  # ICT's UV layout is mirror-symmetric about u = 0.5
 
 
+def test_texel_points_on_the_host_equal_the_traced_ones(ict_model, tmap):
+  """Layouts are built on the host with NumPy (no device program per call); traced code gets jax arrays."""
+  host = layout.texel_points(np.asarray(ict_model.mean), tmap, ict_model.triangles)
+  dev = layout.texel_points(jnp.asarray(ict_model.mean), tmap, ict_model.triangles)
+  assert isinstance(host, np.ndarray) and not isinstance(dev, np.ndarray)
+  np.testing.assert_allclose(host, np.asarray(dev), atol=1e-3)
+  assert np.all(host[~tmap.mask] == 0) and np.abs(host[tmap.mask]).max() > 10  # mm, zeros off the chart
+
+
 def test_vertex_mirror_maps_landmark_pairs(ict_model):
   vm = layout.vertex_mirror(ict_model)
   assert np.all(vm[vm[vm >= 0]] == np.flatnonzero(vm >= 0))

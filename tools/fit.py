@@ -153,12 +153,14 @@ def run_photos():
     prepared.append(p)
   if FLAGS.image and FLAGS.face == "all":  # every face of the photo, fitted together (independent)
     faces = rec.prepare_faces(FLAGS.image)
+    rec.prefetch_outputs(faces[0])  # the outputs' programs get ready while the fit runs
     results = rec.fit(faces, [FLAGS.image] * len(faces), progress=_Progress(f"{len(faces)} faces"))
     os.makedirs(out, exist_ok=True)
     for k, r in enumerate(results):
       rec.write(r, os.path.join(out, f"face_{k}"))
     print(f"wrote {len(results)} faces of {FLAGS.image} to {out}/face_0 .. face_{len(results) - 1} (largest first)")
     return
+  rec.prefetch_outputs(prepared[0])  # the outputs' programs get ready while the fit runs
   if FLAGS.image:
     (r,) = rec.fit(prepared, sources, progress=_Progress("fit"))
     report = rec.write(r, out)

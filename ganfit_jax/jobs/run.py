@@ -194,6 +194,7 @@ def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: s
   items = [it for it, _ in unit.photos]
   faces = [p for _, p in unit.photos]
   t0 = time.perf_counter()
+  rec.prefetch_outputs(faces[0])  # the first unit: the outputs' programs get ready while it fits
   try:
     if unit.person is None:
       pad = batch - len(faces)  # a fixed batch: one compiled program for every batch of the job

@@ -46,7 +46,7 @@ def face_weight(model, tmap: layout.TexelMap) -> np.ndarray:
   jaw's depth by more than 40 mm (the back of the neck) count as neck too.
   """
   mean = np.asarray(model.mean, np.float64)
-  pts = np.asarray(layout.texel_points(jnp.asarray(model.mean), tmap, model.triangles)).reshape(-1, 3)
+  pts = layout.texel_points(np.asarray(model.mean), tmap, model.triangles).reshape(-1, 3)
   jaw = mean[np.asarray(model.landmarks)[:17]]
   order = np.argsort(jaw[:, 0])
   jy = np.interp(pts[:, 0], jaw[order, 0], jaw[order, 1])
@@ -62,7 +62,7 @@ def face_weight(model, tmap: layout.TexelMap) -> np.ndarray:
 def cheek_mask(model, tmap: layout.TexelMap) -> np.ndarray:
   """(T, T) bool: texels of the cheeks (between the eyes and the mouth corners, outside the nose)."""
   lm = np.asarray(model.mean)[np.asarray(model.landmarks)]
-  pts = np.asarray(layout.texel_points(jnp.asarray(model.mean), tmap, model.triangles)).reshape(-1, 3)
+  pts = layout.texel_points(np.asarray(model.mean), tmap, model.triangles).reshape(-1, 3)
   x, y = pts[:, 0], pts[:, 1]
   lateral = (np.abs(x) > np.abs(lm[31, 0]) + 5) & (np.abs(x) < np.abs(lm[36, 0]))
   rows = (y < lm[41, 1] - 5) & (y > lm[48, 1])

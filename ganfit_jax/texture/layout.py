@@ -126,10 +126,12 @@ def vertex_mirror(model: MorphableModel) -> np.ndarray:
 
 
 def texel_points(model_vertices, tmap: TexelMap, triangles):
-  """(T, T, 3) 3D points of the texels on a mesh (zeros outside the chart)."""
-  tri = jnp.asarray(triangles)[jnp.asarray(tmap.triangle)]  # (T, T, 3)
-  p = jnp.sum(jnp.asarray(tmap.bary)[..., None] * model_vertices[tri], -2)
-  return jnp.where(jnp.asarray(tmap.mask)[..., None], p, 0.0)
+  """(T, T, 3) 3D points of the texels on a mesh (zeros outside the chart). NumPy vertices (e.g. the
+  model's mean, when a layout is built on the host) give a NumPy result; others (traced) a jax one."""
+  xp = np if isinstance(model_vertices, np.ndarray) else jnp
+  tri = xp.asarray(triangles)[xp.asarray(tmap.triangle)]  # (T, T, 3)
+  p = xp.sum(xp.asarray(tmap.bary)[..., None] * model_vertices[tri], -2)
+  return xp.where(xp.asarray(tmap.mask)[..., None], p, 0.0)
 
 
 def _texel_mirror(model: MorphableModel, tri, bary, mask, size: int) -> np.ndarray:
@@ -137,7 +139,7 @@ def _texel_mirror(model: MorphableModel, tri, bary, mask, size: int) -> np.ndarr
   kept only when mutual and within one texel's 3D spacing."""
   from scipy.spatial import cKDTree
   tm = TexelMap(size, tri, bary, mask, np.full((size, size), -1, np.int32), np.zeros((size, size), np.int32))
-  pts = np.asarray(texel_points(jnp.asarray(model.mean), tm, model.triangles)).reshape(-1, 3)
+  pts = texel_points(np.asarray(model.mean), tm, model.triangles).reshape(-1, 3)
   valid = np.flatnonzero(mask.ravel())
   tree = cKDTree(pts[valid])
   d, j = tree.query(pts[valid] * np.array([-1.0, 1.0, 1.0]))

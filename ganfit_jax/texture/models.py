@@ -74,7 +74,9 @@ def load_gan(path: str) -> TextureModel:
   with np.load(path) as z:
     meta = json.loads(str(z["__meta__"]))
     chart = z["__chart__"]
-    flat = {k[len("params/"):]: jnp.asarray(z[k], jnp.float32) for k in z.files if k.startswith("params/")}
+    # host arrays, put on the device in one transfer (a jnp conversion per leaf compiles one program each)
+    flat = {k[len("params/"):]: np.asarray(z[k], np.float32) for k in z.files if k.startswith("params/")}
+  flat = jax.device_put(flat)
   return TextureModel(params=traverse_util.unflatten_dict(flat, sep="/"), chart=jnp.asarray(chart, bool),
                       kind="gan", latent_dim=int(meta["latent_dim"]), resolution=int(meta["max_resolution"]),
                       channels=tuple(int(c) for c in meta["channels"]))
