@@ -378,7 +378,12 @@ def _start(scene: Scene, init, key, photo_keys, b: int, schedule: Schedule):
       keys = jax.vmap(lambda s: jax.random.key_data(jax.random.split(jax.random.fold_in(k_run, s), n)))(photo_keys)
     return variables, keys
 
-  pk = None if photo_keys is None else np.asarray([int(s) for s in photo_keys], np.uint32)
+  pk = None
+  if photo_keys is not None:
+    pk = [int(s) for s in photo_keys]
+    if any(not 0 <= s < 2 ** 32 for s in pk):
+      raise ValueError(f"photo_keys must be integers in [0, 2**32) (e.g. ganfit_jax.jobs.inputs.seed), got {pk}")
+    pk = np.asarray(pk, np.uint32)
   return compiled.call(run, scene, init, jax.random.key_data(key), pk, name="fit_start",
                        static=(b, n, schedule.init_latent_std, schedule.zero_first_init))
 

@@ -238,6 +238,7 @@ class Reconstructor:
     if self.mode != "fit":
       self.schedule = short_schedule(self.schedule, float(cfg.get("regress_fit_scale", 1 / 3)))
     self.render_size = int(cfg.render_size)
+    self._prefetch = None  # the thread of prefetch_outputs, once started
     self.exports = parse_exports(cfg.get("export", ",".join(EXPORTS)))
 
   @property
@@ -373,16 +374,21 @@ class Reconstructor:
   def prefetch_outputs(self, prepared: face.PreparedFace) -> threading.Thread:
     """Starts making the programs :meth:`write` runs ready (compiled, or loaded from the compilation caches)
     in a background thread, by running them once on a placeholder result shaped like a fit of ``prepared``;
-    returns the thread (the first call's: later calls start nothing). Call it before :meth:`fit`: the fit's compiled steps leave CPU cores idle (about one
-    of two here), so the outputs' programs are ready when the fit ends instead of compiling after it.
-    :meth:`write` waits for a program still being built (:func:`ganfit_jax.compiled.call`); errors in the
-    thread are dropped (:meth:`write` meets them itself)."""
+    returns the thread (the first call's: later calls start nothing).
+
+    Call it before :meth:`fit`: the fit's compiled steps leave CPU cores idle (about one of two here), so the
+    outputs' programs are ready when the fit ends instead of compiling after it. :meth:`write` waits for a
+    program still being built (:func:`ganfit_jax.compiled.call`); errors in the thread are dropped
+    (:meth:`write` meets them itself)."""
+    if not isinstance(prepared, face.PreparedFace):
+      raise TypeError(f"prefetch_outputs needs a PreparedFace (Reconstructor.prepare), got {type(prepared).__name__}")
+
     def run():
       try:
-        kind = self.model.expression_kind
-        latent = self.scene.texture.latent_dim
-        start = jax.jit(lambda: params_lib.to_face(params_lib.init(self.model, jnp.zeros((latent,))), kind))
-        f = jax.device_get(start())  # NumPy leaves, as a fit's Result.face
+        # only the shapes matter: zeros shaped like a fit's Result.face (NumPy leaves), no program to make them
+        shapes = jax.eval_shape(lambda: params_lib.to_face(params_lib.init(
+            self.model, jnp.zeros((self.scene.texture.latent_dim,))), self.model.expression_kind))
+        f = jax.tree_util.tree_map(lambda x: np.zeros(x.shape, x.dtype), shapes)
         use_detail = self.detail_layout is not None and prepared.detail is not None
         tex = output_texture(self.out_scene, f, np.zeros_like(prepared.detail) if use_detail else None,
                              self.detail_layout)
@@ -393,7 +399,7 @@ class Reconstructor:
       except Exception:  # noqa: BLE001  (a warm-up only: write() builds and reports for itself)
         pass
 
-    if getattr(self, "_prefetch", None) is None:  # once per Reconstructor
+    if self._prefetch is None:  # once per Reconstructor
       self._prefetch = threading.Thread(target=run, name="ganfit-prefetch-outputs")
       self._prefetch.start()
     return self._prefetch

@@ -171,6 +171,8 @@ def test_one_compilation_per_structure_across_fits_and_calls(tiny):
   for f, _ in compiled._MEMORY.values():
     assert f._cache_size() == 1  # and each compiled program was built once
   assert res.history["loss"].shape == (6, 2) and res.faces.camera.shape == (2, 10)
+  with pytest.raises(ValueError, match="photo_keys must be integers"):
+    fitting.fit(sc, tg2, sched, key=jax.random.key(1), photo_keys=[-1, 2])
 
 
 def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
@@ -186,6 +188,8 @@ def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
   events = []
   jax.monitoring.register_event_duration_secs_listener(
       lambda name, secs, **kw: events.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+  with pytest.raises(TypeError, match="PreparedFace"):
+    rec.prefetch_outputs("photo.jpg")
   compiled.clear_memory()
   jax.clear_caches()
   rec.prefetch_outputs(p).join()
@@ -197,8 +201,8 @@ def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
       "photo_detail": 1, "render_outputs": 1}
   assert report["texture_detail"] and os.path.exists(tmp_path / "out" / "mesh.glb")
   programs = sum(compiled._COUNTS.values())
-  # allowance: the prefetch's placeholder start face, the PRNG key (two), the dispatch loop's stacking of aux
-  # (13 events for 9 programs when written; the main job had 177 before its eager operations were removed)
+  # allowance: the PRNG key (two), the dispatch loop's stacking of aux (and two spare)
+  # (12 events for 9 programs when written; the main job had 177 before its eager operations were removed)
   assert len(events) <= programs + 5, (len(events), dict(compiled._COUNTS))
 
 
