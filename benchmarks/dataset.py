@@ -61,7 +61,7 @@ def child(devices: int, batch: int):
   from ganfit_jax.jobs import run
   from ganfit_jax.reconstruct import Reconstructor
   sys.path.insert(0, ROOT)
-  from configs import fit as fit_config
+  from ganfit_jax.configs import fit as fit_config
   cfg = fit_config.get_config(FLAGS.preset)
   cfg.batch_size = batch
   rec = Reconstructor(cfg)

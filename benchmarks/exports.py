@@ -33,9 +33,12 @@ def main(argv):
   del argv
   from ganfit_jax import runtime
   runtime.configure()
-  from configs.fit import get_config
-  from ganfit_jax.reconstruct import EXPORTS, Reconstructor
-  rec = Reconstructor(get_config(FLAGS.preset))
+  from ganfit_jax.configs.fit import get_config
+  from ganfit_jax.outputs.writer import EXPORTS
+  from ganfit_jax.reconstruct import Reconstructor
+  cfg = get_config(FLAGS.preset)
+  cfg.render_size, cfg.output_texture_size, cfg.detail_scale = 512, 512, 4  # the default outputs
+  rec = Reconstructor(cfg)
   (r,) = rec.fit([rec.prepare(FLAGS.image)], [FLAGS.image])
   tmp = tempfile.mkdtemp(prefix="exports_bench_")
   try:
@@ -44,7 +47,7 @@ def main(argv):
     times = {k: [] for k in sets}
     for rep in range(FLAGS.reps):
       for k, ex in sets.items():
-        rec.exports = ex
+        rec.writer.exports = ex
         t0 = time.perf_counter()
         rec.write(r, os.path.join(tmp, f"w{rep}_{k.split()[0]}"))
         times[k].append(time.perf_counter() - t0)

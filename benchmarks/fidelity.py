@@ -14,7 +14,8 @@ vertex distance taken (mm). Reported: the mean over same-person pairs, over diff
 their ratio (lower = the fit recovers identity rather than noise).
 
 identity (DevTest, never tuned on): --pairs same-person pairs of ``pairsDevTest.txt`` with a detected
-face in both photos (each person's first pair before anyone's second: as many people as possible); photo A of each is fitted. The independent judge (dlib's ResNet, never the
+face in both photos (each person's first pair before anyone's second: as many people as possible); photo A of
+each is fitted. The independent judge (dlib's ResNet, never the
 fitting network) compares
   - photo A with its own render ALONE on grey (``render.png``'s content): for the fit with photo detail,
     for the fit's pure texture-model texture, and for the fit's starting point (mean face, start latent,
@@ -118,7 +119,8 @@ def consistency(rec, root, faces_cache):
         f"(preset {rec.cfg.preset}), neutral face region ({len(region)} vertices), mm\n")
   print("| same-person pairs | different-person pairs | ratio same/different | distance to the mean face |")
   print("|---|---|---|---|")
-  print(f"| {np.mean(same):.3f} ({len(same)}) | {np.mean(diff):.3f} ({len(diff)}) | {np.mean(same) / np.mean(diff):.3f} "
+  print(f"| {np.mean(same):.3f} ({len(same)}) | {np.mean(diff):.3f} ({len(diff)}) | "
+        f"{np.mean(same) / np.mean(diff):.3f} "
         f"| {np.mean(to_mean):.3f} |")
   return dict(same=same, different=diff, ratio=float(np.mean(same) / np.mean(diff)), to_mean=to_mean,
               people=sorted(set(who)))
@@ -134,7 +136,7 @@ def identity(rec, root, faces_cache):
   from ganfit_jax.evaluation import landmarks as lm_eval
   from ganfit_jax.evaluation import texture as tex_eval
   from ganfit_jax.objective import project_landmarks
-  from ganfit_jax.reconstruct import output_texture, render_outputs
+  from ganfit_jax.outputs.render import output_texture, render_outputs
   id_eval.check_judge("dlib", rec.scene.identity.name)
   pairs = [p for p in lfw.read_pairs(os.path.join(root, "pairsDevTest.txt")) if p[4]]
   # as many different people as possible: each person's first pair, then their second, ...
@@ -180,7 +182,7 @@ def identity(rec, root, faces_cache):
       if tex is None:
         continue
       o = jax.device_get(render_outputs(sc, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
-                                        jnp.asarray(r.align_matrix), tex, render_size=rec.render_size))
+                                        jnp.asarray(r.align_matrix), tex, render_size=rec.cfg.render_size))
       e_render = judge(o["alone_small"], o["landmarks"])
       row[f"{kind}_cosine_photo_vs_render"] = cos(e_photo, e_render)
       row[f"{kind}_embedding"] = e_render
@@ -225,7 +227,8 @@ def identity(rec, root, faces_cache):
         f"{np.mean([r['max_expression'] for r in rows]):.3f} (max {np.max([r['max_expression'] for r in rows]):.3f}); "
         f"shape coefficients beyond 3 sigma {100 * np.mean([r['shape_beyond_3sigma'] for r in rows]):.2f}%; "
         f"landmark RMSE {np.mean([r['landmark_rmse_px'] for r in rows]):.2f} px, NME (outer eye) "
-        f"{np.mean([r['landmark_nme'] for r in rows]):.4f} (start {np.mean([r['start_landmark_nme'] for r in rows]):.4f})")
+        f"{np.mean([r['landmark_nme'] for r in rows]):.4f} "
+        f"(start {np.mean([r['start_landmark_nme'] for r in rows]):.4f})")
   if FLAGS.pictures:
     from ganfit_jax.outputs import images
     images.write_png(FLAGS.pictures, np.concatenate([np.concatenate(strips[i:i + 2], 1)

@@ -67,12 +67,10 @@ def quality():
   from ganfit_jax.data import lfw
   from ganfit_jax.evaluation import identity as id_eval
   from ganfit_jax.evaluation import landmarks as lm_eval
-  from ganfit_jax.reconstruct import Reconstructor, output_texture, render_outputs
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("fitcfg", os.path.join(ROOT, "configs", "fit.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  rec = Reconstructor(mod.get_config(FLAGS.preset))
+  from ganfit_jax.outputs.render import output_texture, render_outputs
+  from ganfit_jax.reconstruct import Reconstructor
+  from ganfit_jax.configs.fit import get_config
+  rec = Reconstructor(get_config(FLAGS.preset))
   root = lfw.root(FLAGS.lfw_dir)
   people = lfw.read_people(os.path.join(root, "peopleDevTest.txt"))
   rels = [f"{n}/{n}_0001.jpg" for n, _ in people][:FLAGS.num * 2]
@@ -106,7 +104,7 @@ def quality():
       for name, f, tex in (("fitted", r.face, output_texture(rec.out_scene, r.face, detail, rec.detail_layout)),
                            ("start", start, output_texture(rec.out_scene, start))):
         o = jax.device_get(render_outputs(rec.out_scene, f, jnp.asarray(canvas), jnp.asarray(r.embedding),
-                                          jnp.asarray(r.align_matrix), tex, render_size=rec.render_size))
+                                          jnp.asarray(r.align_matrix), tex, render_size=rec.cfg.render_size))
         rows[name]["px"].append(float(np.linalg.norm(o["landmarks"] - lm_c, axis=1).mean()))
         rows[name]["nme"].append(lm_eval.nme(o["landmarks"], lm_c, "outer_eye"))
         rows[name]["judge_overlay"].append(id_eval.judge_cosine(canvas, lm_c, o["overlay"], lm_c))

@@ -90,7 +90,7 @@ def main(argv):
     judge[rel] = identity.judge_embedding(img, lm)
     t_judge += time.perf_counter() - t
   same = [p[4] for p in pairs]
-  key = lambda n, i: f"{n}/{n}_{i:04d}.jpg"
+  key = lambda n, i: f"{n}/{n}_{i:04d}.jpg"  # noqa: E731
   cos = [float(np.dot(emb[key(a, ia)], emb[key(b, ib)]) /
                (np.linalg.norm(emb[key(a, ia)]) * np.linalg.norm(emb[key(b, ib)]))) for a, ia, b, ib, _ in pairs]
   dist = [float(np.linalg.norm(judge[key(a, ia)] - judge[key(b, ib)])) for a, ia, b, ib, _ in pairs]

@@ -66,7 +66,7 @@ def quality(mode, peer=False):
 
 def speed(modes):
   """Seconds per photo of Reconstructor.fit (after detection), batch 1 and batched, per mode."""
-  from configs.fit import get_config
+  from ganfit_jax.configs.fit import get_config
   from ganfit_jax import face
   from ganfit_jax.data import lfw
   from ganfit_jax.evaluation import peers

@@ -2,7 +2,7 @@
 
   python benchmarks/render.py                                   # ours: 224/512 x batch 1/8
   python benchmarks/render.py --jaxrenderer_python=/tmp/jrvenv/bin/python   # + jaxrenderer, same run
-  python benchmarks/render.py --extents                         # triangle-size statistics behind the raster's window ladder
+  python benchmarks/render.py --extents    # triangle-size statistics behind the raster's window ladder
   python benchmarks/render.py --ablate --reps=50                # where the 224 px fwd+bwd time goes
 
 fwd+bwd = gradient of the mean image w.r.t. shape coefficients and texture (batch 8: per batch).

@@ -5,7 +5,7 @@ The loss weights of the two stages are the fit's (configs/fit.py:<fit_preset>, s
 ``full``): the regressor descends the very loss a fit descends. Photos: LFW DevTrain people only.
 
 cpu:  what 2 CPU cores train in about half an hour: 1,000 photos, 2,000 landmark steps and 100 full-loss steps
-      at batch 8 (a full-loss step costs ~4.4 s here against ~0.55 s for a landmark step).
+      at batch 8 (a full-loss step costs several times a landmark step: WORKSPACE.md, "Fast-GANFit").
 gpu:  every DevTrain photo, a wider network, 20,000 + 5,000 steps at batch 32.
 tiny: a few photos and steps, a narrow network: for tests.
 """

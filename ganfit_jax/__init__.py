@@ -6,7 +6,9 @@ tools call it first thing). The stages of one fit, in data-flow order:
 
   face.prepare -> objective.prepare_targets -> fitting.fit (params.Variables ->
   params.to_face -> morphable / camera / render / nets -> objective.loss_fn) ->
-  types.FaceParams -> reconstruct.render_outputs -> outputs
+  types.FaceParams -> outputs.writer (outputs.render: one compiled render) -> files
+
+``reconstruct.Reconstructor`` composes them; ``cli`` is the command line; ``jobs`` runs every input path.
 """
 
 __all__ = ["runtime"]

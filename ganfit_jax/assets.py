@@ -224,3 +224,45 @@ def path(name: str, verify: bool = True) -> str:
 
 def default_names() -> list:
   return [n for n, a in ASSETS.items() if a.default]
+
+
+# Short names a config may use for an asset (``--config.texture_model=gan``).
+ALIASES = {"gan": "texture_gan", "pca": "texture_pca"}
+
+
+def resolve(name_or_path: str, verify: bool = True) -> str:
+  """The file of a config value that is an asset name (or alias, :data:`ALIASES`) or a path: an asset's
+  verified path (:func:`path`), else the value itself (the loaders report a missing file)."""
+  name = ALIASES.get(name_or_path, name_or_path)
+  return path(name, verify) if name in ASSETS else name_or_path
+
+
+def version(name: str) -> str:
+  """A short version of an asset: its sidecar or recorded sha256 prefix, 'missing' when absent."""
+  try:
+    p = path(name, verify=False)
+  except AssetError:
+    return "missing"
+  side = p + ".sha256"
+  if os.path.exists(side):
+    with open(side) as f:
+      return f.read().split()[0][:16]
+  h = hashlib.sha256()  # a file used in place: the hash of its first MiB
+
+  with open(p, "rb") as f:
+    h.update(f.read(1 << 20))
+  return h.hexdigest()[:16]
+
+
+def provenance(*names_or_paths: str) -> Dict[str, str]:
+  """What a result was made with, for reports: ``{asset name: version}`` for asset names (and aliases),
+  ``{absolute path: sha256 prefix}`` for files given by path."""
+  used = {}
+  for x in names_or_paths:
+    name = ALIASES.get(x, x)
+    if name in ASSETS:
+      used[name] = version(name)
+    else:
+      used[os.path.abspath(x)] = sha256_file(x)[:16]
+  return used
+

@@ -150,8 +150,8 @@ class ChunkSpec:
 
 def _flat(fn, n: int):
   """Applies ``fn`` to a flat batch of ``n`` examples: a plain call when n == 1 (vmap of one example
-  still costs its batching rules at trace time: 4.9 s -> 7.7 s -> 13.0 s to trace the full chunk
-  with 0, 1 and 2 levels of vmap on the 2-core CPU)."""
+  still costs its batching rules at trace time: each level of vmap lengthens tracing the full chunk;
+  WORKSPACE.md, "Measured: fitting")."""
   if n == 1:
     def one(*args):
       out = fn(*jax.tree_util.tree_map(lambda x: x[0], args))
@@ -210,6 +210,7 @@ def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, wei
 def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
              keys, step, *, spec: ChunkSpec, donate: bool = False, mesh=None):
   """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``, ``mesh``: as :func:`run_chunk`."""
+  spec = dataclasses.replace(spec, length=1)  # one program for every chunk length of the same stage structure
   return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
                        np.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
 
@@ -221,8 +222,8 @@ def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec:
   ``loop='scan'``: one compiled ``lax.scan`` of K steps (:func:`run_chunk`).
   ``loop='dispatch'``: K asynchronous calls of the compiled single step (:func:`run_step`), aux stacked
   on the device: the same one host sync per chunk. XLA's CPU backend runs the texture GAN's
-  convolutions ~2.3x slower inside a while loop (153 -> 351 ms per generator gradient, measured on the
-  2-core CPU), so CPUs use this loop.
+  convolutions about twice as slowly inside a while loop (WORKSPACE.md, "Objective and fitting"), so CPUs
+  use this loop.
   """
   if loop == "scan":
     return run_chunk(variables, opt_state, scene, targets, weights, keys, start, spec=spec, donate=donate, mesh=mesh)

@@ -16,6 +16,7 @@ import numpy as np
 from ganfit_jax import numerics as gmath
 from ganfit_jax.assets import AssetError
 from ganfit_jax.types import MorphableModel, EXPRESSION_GAUSSIAN
+from ganfit_jax.files import atomic_path
 
 FORMAT_VERSION = 1
 
@@ -98,9 +99,8 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
                 expression_names=list(model.expression_names), meta=meta or {})
   arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **arrays)
 
 
 class ModelNotFoundError(AssetError, FileNotFoundError):
@@ -114,7 +114,7 @@ class ModelFileError(AssetError, ValueError):
 def load(name_or_path: str = "ict") -> MorphableModel:
   """A morphable model by asset name (``ict``, ``bfm``) or from a converted ``.npz`` path."""
   from ganfit_jax import assets
-  return load_npz(assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path)
+  return load_npz(assets.resolve(name_or_path))
 
 
 def load_npz(path: str) -> MorphableModel:

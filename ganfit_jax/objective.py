@@ -17,10 +17,9 @@ fitting and regressor training differentiate:
 network): the landmark stage of a fit, and fits whose scene has no texture
 model or identity network.
 
-Terms (units in :mod:`ganfit_jax.losses`), with the defaults of
-``configs/fit.py`` (the paper's weights where the paper gives one):
-identity 2, identity_hat 2, content 50, pixel 1, landmark 0.001 (Eq. 12, canvas
-pixels), reg_shape 0.05, reg_expression 0.01, reg_light 0.01. Additions:
+Terms (units in :mod:`ganfit_jax.losses`; every weight's default lives in
+``configs/fit.py``, nowhere else): the paper's identity, identity_hat, content,
+pixel, landmark (Eq. 12, canvas pixels), reg_shape, reg_expression, reg_light. Additions:
 ``align`` (mean squared landmark error in canvas/100 px: the paper's 0.001 x
 ||dL|| alone does not hold the camera once the image terms pull) and
 ``reg_texture`` (mean square of the N(0, 1) texture latent) and ``sparse_expression``
@@ -135,6 +134,20 @@ def prepare_target(scene: Scene, image, landmarks, landmark_weight=None) -> Targ
                 align_matrix=m)
 
 
+JAW = slice(0, 17)  # iBUG 0-16: the jaw contour
+
+
+def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
+  """(num, 68) weights of the landmark terms (``Target.landmark_weight``): ``jaw_weight`` on the 17 jaw-contour
+  points (iBUG 0-16: silhouette points of the photo, fixed vertices of the model), 1 elsewhere. Fits and the
+  regressor's training both take their targets' weights from here (``configs/fit.py``: ``jaw_weight``)."""
+  if not np.isfinite(jaw_weight) or jaw_weight < 0:
+    raise ValueError(f"jaw_weight={jaw_weight} must be a finite number >= 0 (configs/fit.py: --config.jaw_weight)")
+  w = np.ones((num, 68), np.float32)
+  w[:, JAW] = jaw_weight
+  return w
+
+
 def prepare_targets(scene: Scene, images, landmarks, landmark_weight=None) -> Target:
   """:func:`prepare_target` for B photos: images (B, S, S, 3), landmarks (B, 68, 2), weights (B, 68).
 
@@ -236,6 +249,24 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
   return loss, aux
 
 
+def evaluate(scene: Scene, variables: params_lib.Variables, targets: Target, weights: LossWeights, key, *,
+             images: bool = True) -> Dict[str, jax.Array]:
+  """The loss terms (aux, (B,) each) of given Variables (B, ...) without optimising, in one compiled call.
+
+  ``images=False`` (or a scene without images): the landmark and regulariser terms only (:func:`geometry_terms`),
+  without a render or an identity-network pass; the image terms and the total ``loss`` are left out.
+  """
+  keys = jax.random.key_data(jax.random.split(key, int(targets.landmarks.shape[0])))
+  images = bool(images and scene.has_images)
+
+  def run(sc, v, t, w, k):
+    if not images:
+      return jax.vmap(lambda vi, ti: geometry_terms(vi, sc, ti, w))(v, t)
+    return jax.vmap(lambda vi, ti, ki: loss_fn(vi, sc, ti, w, jax.random.wrap_key_data(ki))[1])(v, t, k)
+
+  return compiled.call(run, scene, variables, targets, weights, keys, name="evaluate_variables", static=images)
+
+
 def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target, weights: LossWeights):
   """The landmark and regulariser terms of :func:`loss_fn` and ``landmark_rmse_px`` (one photo): no render,
   no identity network; the image terms and the total (which would count them as 0) are left out."""
@@ -243,5 +274,6 @@ def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target
   return {k: v for k, v in aux.items() if k not in IMAGE_TERMS + ("loss",)}
 
 
-__all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "prepare_target", "prepare_targets", "loss_fn",
-           "geometry_terms", "render_face", "render_mesh", "project_landmarks", "sample_conditions"]
+__all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "JAW", "landmark_weights", "prepare_target",
+           "prepare_targets", "loss_fn", "evaluate", "geometry_terms", "render_face", "render_mesh",
+           "project_landmarks", "sample_conditions"]

@@ -1,8 +1,12 @@
 """Fast-GANFit and GANFit++: a regressor trained self-supervised through the fitting loss.
 
-  net = regressor.init(scene, cfg.net, key)            # untrained: predicts the fit's start exactly
-  v = regressor.predict_variables(net, scene, targets)  # Variables (B, ...): Fast-GANFit
-  fitting.fit(scene, targets, short_schedule, key=k, init=v)   # GANFit++: the prediction starts the fit
+  net = regressor.init(scene, key, **net_options)      # untrained: predicts the fit's start exactly
+  targets, result = regressor.fast_ganfit(net, scene, images, landmarks, weights, key=k)   # Fast-GANFit
+  init = regressor.start(net, scene, targets)           # GANFit++: the prediction starts ...
+  fitting.fit(scene, targets, regressor.short_schedule(schedule), key=k, init=init)  # ... a shortened fit
+
+Which of GANFit / Fast-GANFit / GANFit++ runs (:data:`MODES`, ``configs/fit.py``'s ``mode``) is decided here
+(:func:`resolve_mode`): ``auto`` is GANFit++ where the configured regressor was trained for the scene.
 
 Training (:func:`train`, ``tools/train_regressor.py``) moves the network's weights by the gradient of
 :func:`ganfit_jax.objective.loss_fn` (the very loss a fit descends) of its predictions: no ground-truth
@@ -33,6 +37,7 @@ from ganfit_jax import objective
 from ganfit_jax import params as params_lib
 from ganfit_jax.nets.regressor import INPUT_SIZE, Regressor
 from ganfit_jax.scene import Scene
+from ganfit_jax.files import atomic_path
 
 
 @struct.dataclass
@@ -71,8 +76,14 @@ def init(scene: Scene, key, **net_options) -> RegressorNet:
       image=jnp.zeros((1, scene.canvas_size, scene.canvas_size, 3)), landmarks=jnp.zeros((1, 68, 2)),
       landmark_weight=jnp.ones((1, 68)), embedding=jnp.zeros((1, _embedding_dim(scene))),
       features=_dummy_features(scene), align_matrix=jnp.zeros((1, 2, 3)))
-  variables = module.init(key, *_inputs(scene, dummy))
+  variables = _compiled_init(module)(key, *_inputs(scene, dummy))
   return RegressorNet(params=variables["params"], module=module)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_init(module: Regressor):
+  """``module.init`` compiled once per network configuration (eagerly it would run operation by operation)."""
+  return jax.jit(module.init)
 
 
 def _embedding_dim(scene: Scene) -> int:
@@ -134,6 +145,104 @@ def regress(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight=
                        compiled.float32(landmark_weight), weights, name="regress")
 
 
+# ----------------------------------------------------------------------------- modes (GANFit / Fast-GANFit / GANFit++)
+
+# fit: GANFit (from the mean face); regress: Fast-GANFit (the prediction alone); regress_fit: GANFit++ (the
+# prediction starts a fit of a fraction of the steps); auto: regress_fit where the configured regressor was trained
+# for this scene (model, texture model, identity network, canvas), fit otherwise (ModeChoice.note says why)
+MODES = ("auto", "fit", "regress", "regress_fit")
+
+
+def load_for(name_or_path: str, scene: Scene, *, canvas_size: int, identity_net: str) -> RegressorNet:
+  """The regressor of ``--config.regressor`` (asset name or .npz), checked against the scene it must serve;
+  a ValueError names the mismatch."""
+  from ganfit_jax import assets
+  net, meta = load(assets.resolve(name_or_path))
+  want = dict(group_sizes(scene))
+  got = dict(net.module.sizes)
+  # the identity network's features are inputs of the regressor: another network is another input space
+  ident = meta.get("identity_net")
+  same_ident = ident is None or scene.identity is None or ident in (identity_net, scene.identity.name)
+  if got != want or int(meta.get("canvas_size", canvas_size)) != int(canvas_size) or not same_ident:
+    raise ValueError(f"the regressor {name_or_path!r} was trained for another model, texture model, identity "
+                     f"network or canvas (outputs {got}, identity network {ident!r}, canvas "
+                     f"{meta.get('canvas_size')}; this config needs {want}, {identity_net!r}, canvas "
+                     f"{canvas_size}); train one with tools/train_regressor.py or use --config.mode=fit")
+  return net
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeChoice:
+  """The mode a config runs: ``mode`` in fit / regress / regress_fit, the regressor it needs (None for fit)
+  and, when ``auto`` fell back to fit, ``note`` saying why."""
+  mode: str
+  net: Optional[RegressorNet] = None
+  note: Optional[str] = None
+
+
+def resolve_mode(mode: str, regressor: str, scene: Scene, *, canvas_size: int, identity_net: str) -> ModeChoice:
+  """The policy of :data:`MODES`: ``auto`` -> regress_fit where ``regressor`` loads and was trained for the
+  scene, fit otherwise (with a note); ``regress`` / ``regress_fit`` need that regressor (ValueError if not)."""
+  if mode not in MODES:
+    raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+  if mode == "fit":
+    return ModeChoice("fit")
+  try:
+    net = load_for(regressor, scene, canvas_size=canvas_size, identity_net=identity_net)
+  except ValueError as e:
+    if mode != "auto":
+      raise
+    return ModeChoice("fit", note=f"mode auto: fitting from the mean face (GANFit), because {e}")
+  return ModeChoice("regress_fit" if mode == "auto" else mode, net)
+
+
+def short_schedule(schedule, scale: float):
+  """GANFit++'s schedule: every stage's steps times ``scale`` (at least one step), one texture init."""
+  if not (0.0 < scale <= 1.0):
+    raise ValueError(f"regress_fit_scale must be in (0, 1], got {scale}")
+  stages = tuple(dataclasses.replace(st, steps=max(1, int(round(st.steps * scale))) if st.steps else 0)
+                 for st in schedule.stages)
+  return dataclasses.replace(schedule, stages=stages, num_inits=1)
+
+
+def _shared(v: params_lib.Variables) -> params_lib.Variables:
+  """Several photos of one person: the per-photo predictions of shape and texture averaged."""
+  return v.replace(**{g: jnp.broadcast_to(jnp.mean(getattr(v, g), 0, keepdims=True), getattr(v, g).shape)
+                      for g in ("shape", "texture")})
+
+
+def start(net: RegressorNet, scene: Scene, targets: objective.Target, shared_identity: bool = False):
+  """GANFit++'s starting Variables (B, ...): the prediction (identity averaged when the photos share one)."""
+  v, _ = predict(net, scene, targets)
+  return _shared(v) if shared_identity else v
+
+
+def fast_ganfit(net: RegressorNet, scene: Scene, images, landmarks, landmark_weight, weights: objective.LossWeights,
+                *, key, shared_identity: bool = False, image_terms: bool = False, progress=None):
+  """Fast-GANFit of canvases (B, S, S, 3) with landmarks (B, 68, 2): ``(targets, FitResult)``, the result
+  holding the prediction and its loss terms (one 'step').
+
+  The terms are the landmark and regulariser ones (:func:`ganfit_jax.objective.geometry_terms`), all in one
+  compiled call with the targets and the prediction (:func:`regress`); ``image_terms`` adds the image terms
+  and the total (one render and two identity passes more). ``shared_identity``: one person's photos."""
+  from ganfit_jax import fitting
+  t0 = time.perf_counter()
+  if not shared_identity and not image_terms:
+    targets, v, faces, aux = regress(net, scene, images, landmarks, landmark_weight, weights)
+  else:
+    targets = objective.prepare_targets(scene, images, landmarks, landmark_weight)
+    v = start(net, scene, targets, shared_identity)
+    aux = objective.evaluate(scene, v, targets, weights, key, images=image_terms)
+    faces = jax.vmap(lambda x: params_lib.to_face(x, scene.model.expression_kind))(v)
+  aux = {k: np.asarray(x)[None] for k, x in jax.device_get(aux).items()}  # (1 step, B)
+  if progress is not None:
+    progress(1, 1, dict({k: float(np.mean(x)) for k, x in aux.items()}, stage="regress"))
+  total = aux.get("loss", aux["landmark"])
+  return targets, fitting.FitResult(faces=faces, variables=v, final={k: x[-1] for k, x in aux.items()}, history=aux,
+                                    init_losses=total.T, best_init=np.zeros((total.shape[1],), int),
+                                    seconds=time.perf_counter() - t0, stages=(("regress", 0),))
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -174,9 +283,12 @@ class HostTargets:
     return jax.tree_util.tree_map(lambda x: jnp.asarray(np.asarray(x[idx], np.float32)), self.target)
 
 
-def prepare_photos(scene: Scene, photos: Sequence[str], landmarks: Sequence[np.ndarray], chunk: int = 16,
-                   progress: Optional[Callable[[int, int], None]] = None) -> HostTargets:
-  """Canvas + targets of photos with known 68 landmarks (photo pixels), computed in chunks."""
+def prepare_photos(scene: Scene, photos: Sequence[str], landmarks: Sequence[np.ndarray], *, jaw_weight: float,
+                   chunk: int = 16, progress: Optional[Callable[[int, int], None]] = None) -> HostTargets:
+  """Canvas + targets of photos with known 68 landmarks (photo pixels), computed in chunks.
+
+  ``jaw_weight``: the fit's (``configs/fit.py``), so the targets carry the landmark weights a fit uses
+  (:func:`ganfit_jax.objective.landmark_weights`) and training descends the loss the fit descends."""
   from ganfit_jax import face
   if len(photos) != len(landmarks) or not photos:
     raise ValueError(f"give one (68, 2) landmark array per photo: {len(photos)} photos, {len(landmarks)} arrays")
@@ -187,7 +299,7 @@ def prepare_photos(scene: Scene, photos: Sequence[str], landmarks: Sequence[np.n
     n = len(preps)
     images = np.stack([p.canvas for p in preps] + [preps[0].canvas] * (chunk - n)).astype(np.float32)
     lms = np.stack([p.landmarks for p in preps] + [preps[0].landmarks] * (chunk - n)).astype(np.float32)
-    t = jax.device_get(objective.prepare_targets(scene, images, lms))
+    t = jax.device_get(objective.prepare_targets(scene, images, lms, objective.landmark_weights(chunk, jaw_weight)))
     t = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], t)
     t = t.replace(features={k: v.astype(np.float16) for k, v in t.features.items()})
     parts.append(t)
@@ -274,11 +386,9 @@ def save(path: str, net: RegressorNet, meta: Optional[dict] = None, dtype=np.flo
   m = net.module
   info = dict(sizes=[list(x) for x in m.sizes], widths=list(m.widths), blocks=m.blocks, hidden=m.hidden,
               feature_width=m.feature_width, **(meta or {}))
-  tmp = path + ".partial"
-  with open(tmp, "wb") as f:
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez_compressed(f, __meta__=np.array(json.dumps(info)),
                         **{f"params/{k}": np.asarray(v, dtype) for k, v in flat.items()})
-  os.replace(tmp, path)
 
 
 def load(path: str) -> tuple:
@@ -294,11 +404,13 @@ def load(path: str) -> tuple:
       flat = {k[len("params/"):]: np.asarray(z[k], np.float32) for k in z.files if k.startswith("params/")}
   except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as e:
     raise assets.AssetError(f"regressor weights {path} are unreadable ({e}); retrain or re-fetch them") from e
-  module = Regressor(sizes=tuple((str(g), int(n)) for g, n in meta["sizes"]), widths=tuple(meta["widths"]), blocks=int(meta["blocks"]),
+  module = Regressor(sizes=tuple((str(g), int(n)) for g, n in meta["sizes"]), widths=tuple(meta["widths"]),
+                     blocks=int(meta["blocks"]),
                      hidden=int(meta["hidden"]), feature_width=int(meta["feature_width"]))
   net = RegressorNet(params=traverse_util.unflatten_dict(flat, sep="/"), module=module)
   return jax.device_put(net, jax.local_devices()[0]), meta  # committed once (see compiled.call)
 
 
 __all__ = ["RegressorNet", "init", "predict", "predict_variables", "regress", "batch_loss", "train_step", "train",
-           "prepare_photos", "HostTargets", "save", "load", "group_sizes", "make_module", "make_optimizer"]
+           "prepare_photos", "HostTargets", "save", "load", "group_sizes", "make_module", "make_optimizer", "MODES",
+           "ModeChoice", "resolve_mode", "load_for", "short_schedule", "start", "fast_ganfit"]

@@ -16,8 +16,10 @@ be turned off, and each leaves a setting the user made alone):
 2. **Persistent compilation cache.** Compiled programs are kept on disk, so a
    second run of the main job does not compile again: in
    ``$JAX_COMPILATION_CACHE_DIR`` when set (JAX's own variable wins), else in
-   ``<asset cache>/xla_cache`` (``$GANFIT_ASSETS`` or ``~/.cache/ganfit_jax``).
-   ``GANFIT_COMPILATION_CACHE=0`` turns it off.
+   ``<asset cache>/xla_cache`` (``$GANFIT_ASSETS`` or ``~/.cache/ganfit_jax``);
+   the project's exported programs (:mod:`ganfit_jax.compiled`) go into its
+   ``exported/`` folder. ``GANFIT_COMPILATION_CACHE=0`` turns both off. Without
+   :func:`configure` nothing is written to disk.
 
 Child processes inherit ``XLA_FLAGS``; one running another jaxlib that does not
 know the flag should get :data:`ORIGINAL_XLA_FLAGS` back (``benchmarks/render.py``).
@@ -64,6 +66,8 @@ def enable_compilation_cache() -> Optional[str]:
   jax.config.update("jax_compilation_cache_dir", d)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  from ganfit_jax import compiled
+  compiled.use_disk_cache(os.path.join(d, "exported"))
   return d
 
 

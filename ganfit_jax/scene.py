@@ -77,6 +77,12 @@ class Scene:
     """Below the jaw line, fades an (S, S, 3) texture to the mean colour of its cheeks."""
     return detail.neck_prior(texture, self.face_weight, self.cheeks)
 
+  def resized(self, texture_size: int) -> "Scene":
+    """The same scene composing its texture at another side (e.g. the output texture's)."""
+    if int(texture_size) == self.texture_size:
+      return self
+    return make(self.model, self.texture, self.identity, canvas_size=self.canvas_size, texture_size=texture_size)
+
 
 def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity: Optional[IdentityNet] = None,
          *, canvas_size: int = 224, texture_size: int = DEFAULT_TEXTURE_SIZE) -> Scene:
@@ -106,6 +112,17 @@ def load(model: str = "ict", texture: Optional[str] = "gan", identity: Optional[
               identity_lib.load(identity) if identity else None, **kw)
 
 
+def layout_overlap(scene: Scene) -> Optional[float]:
+  """How well the texture model fits the model's UV layout: intersection over union of the texels the
+  model's charts cover and the texels the texture model colours, at the texture model's resolution (1 = the
+  same layout; under 0.8 the texture lands on the wrong places). None without a texture model."""
+  if scene.texture is None:
+    return None
+  covered = layout.texel_map(scene.model, int(scene.texture.resolution)).mask
+  chart = np.asarray(scene.texture.chart, bool)
+  return float((covered & chart).sum() / max((covered | chart).sum(), 1))
+
+
 def parts_used(scene: Scene) -> dict:
   """Names of the parts a scene holds (for reports)."""
   return dict(model=scene.model.name, texture_model=scene.texture.kind if scene.texture is not None else None,
@@ -113,4 +130,4 @@ def parts_used(scene: Scene) -> dict:
               texture_size=scene.texture_size, canvas_size=scene.canvas_size)
 
 
-__all__ = ["Scene", "make", "load", "parts_used", "DEFAULT_TEXTURE_SIZE"]
+__all__ = ["Scene", "make", "load", "layout_overlap", "parts_used", "DEFAULT_TEXTURE_SIZE"]

@@ -1,3 +1,4 @@
+import importlib.util
 import os
 
 import pytest
@@ -68,3 +69,29 @@ def test_importing_the_package_changes_no_process_state():
   code = "import os, ganfit_jax, ganfit_jax.fitting, ganfit_jax.reconstruct; print(os.environ.get('XLA_FLAGS'))"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
   assert out.strip() == "None"
+
+
+def _project_imports(path: str) -> set:
+  """The project modules a source file imports (module level and inside functions), by reading its code."""
+  import ast
+  mods = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ganfit_jax"):
+      for alias in node.names:  # `from ganfit_jax import face` imports the module ganfit_jax.face
+        sub = f"{node.module}.{alias.name}"
+        try:
+          is_module = importlib.util.find_spec(sub) is not None
+        except ModuleNotFoundError:  # a name inside a module, not a submodule
+          is_module = False
+        mods.add(sub if is_module else node.module)
+    elif isinstance(node, ast.Import):
+      mods |= {a.name for a in node.names if a.name.startswith("ganfit_jax")}
+  return mods
+
+
+def test_reconstructor_composes_a_few_stages():
+  """Reconstructor composes the stages (scene, mode policy, objective, fitting, outputs) without owning them:
+  its module imports at most 12 project modules."""
+  from ganfit_jax import reconstruct
+  mods = _project_imports(reconstruct.__file__)
+  assert len(mods) <= 12, sorted(mods)

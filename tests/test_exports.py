@@ -16,12 +16,10 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import LFW_DIR
+from conftest import ROOT
 from ganfit_jax.outputs import arkit, meshes, page
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
 JS = os.path.join(ROOT, "tests", "js")
-TINY = ["--config=" + os.path.join(ROOT, "configs", "fit.py") + ":tiny"]
 REQUIRE_JS = os.environ.get("GANFIT_REQUIRE_JS") == "1"
 
 
@@ -38,15 +36,9 @@ def _node_package(name: str):
 
 
 @pytest.fixture(scope="module")
-def fit_dir(tmp_path_factory):
-  """One real fit (an LFW DevTest photo, the tiny preset) with every export."""
-  tmp = tmp_path_factory.mktemp("exports")
-  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
-  out = tmp / "res"
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), f"--image={photo}", f"--out={out}"]
-                     + TINY, capture_output=True, text=True, cwd=str(tmp))
-  assert r.returncode == 0, r.stderr[-3000:]
-  return out
+def fit_dir(tiny_fit):
+  """The session's real fit (an LFW DevTest photo, the tiny preset, every export: conftest.tiny_fit)."""
+  return tiny_fit[0]
 
 
 def _accessor(gltf, blob: bytes, i: int) -> np.ndarray:
@@ -168,14 +160,6 @@ def test_report_page_without_viewer_still_shows_pictures(fit_dir, tmp_path):
   assert "importmap" in full and "./viewer/three.module.min.js" in full and "cdn" not in full.lower()
   for name in ("photo.jpg", "overlay.png", "render.png", "texture.png", "convergence.png"):
     assert f"src='{name}'" in full, name
-
-
-def test_cli_export_flag(tmp_path):
-  photo = os.path.join(ROOT, "examples", "astronaut.jpg")
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), f"--image={photo}",
-                      f"--out={tmp_path / 'o'}", "--export=obj,stl"] + TINY, capture_output=True, text=True)
-  assert r.returncode == 2 and "unknown export(s) stl" in r.stderr and "Traceback" not in r.stderr
-  assert not (tmp_path / "o").exists()
 
 
 @contextlib.contextmanager

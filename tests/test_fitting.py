@@ -1,9 +1,8 @@
-"""Fitting: schedules, the optimiser, compiled chunks, shared identity, compile counts, the main job."""
+"""Fitting: schedules, the optimiser, compiled chunks, shared identity, compile counts and what a compiled
+entry is keyed on, synthetic recovery."""
 
-import json
+import dataclasses
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +38,7 @@ def test_weights_by_name_only():
 
 def test_priors_light_chroma_sparse_expression_and_jaw_weight():
   from ganfit_jax import lighting
-  from ganfit_jax.reconstruct import landmark_weights
+  from ganfit_jax.objective import landmark_weights
   assert float(objective.light_chroma(lighting.default_light())) == 0.0
   green = lighting.make_light(colour=(0.5, 0.7, 0.5), ambient=(0.5, 0.5, 0.5))
   assert float(objective.light_chroma(green)) > 0
@@ -50,8 +49,7 @@ def test_priors_light_chroma_sparse_expression_and_jaw_weight():
   with pytest.raises(ValueError, match="jaw_weight"):
     landmark_weights(1, -1.0)
   # the default config's stages are valid schedules carrying the retuned priors
-  sys.path.insert(0, os.path.join(ROOT, "configs"))
-  import fit as fit_config
+  from ganfit_jax.configs import fit as fit_config
   for preset in ("fast", "paper", "tiny"):
     sched = fitting.schedule_from_config(fit_config.get_config(preset))
     for st in sched.stages:
@@ -113,18 +111,16 @@ def test_scan_chunk_equals_single_steps(tiny):
   spec = _spec(3)
   s0 = fitting.init_opt_state(v0, spec=spec)
   va, sa, aux_a = fitting.chunk(v0, s0, sc, tg, w, keys, 5, spec, "scan")
-  vb, sb, aux_b = fitting.chunk(v0, s0, sc, tg, w, keys, 5, spec, "dispatch")
+  # the dispatch loop with donation (as fit() runs it): the step reuses the variables' and optimiser state's
+  # buffers, and gives the same result as the scan
+  v1, s1 = jax.tree_util.tree_map(jnp.copy, (v0, s0))
+  vb, sb, aux_b = fitting.chunk(v1, s1, sc, tg, w, keys, 5, spec, "dispatch", donate=True)
+  assert v1.texture.is_deleted() and not v0.texture.is_deleted()
   for a, b in zip(jax.tree_util.tree_leaves((va, sa, aux_a)), jax.tree_util.tree_leaves((vb, sb, aux_b))):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
   assert aux_a["loss"].shape == (3, 2, 1)
   assert not np.allclose(np.asarray(va.texture), np.asarray(v0.texture))  # it moved
-  # donated: the step reuses the variables' and optimiser state's buffers (same result), the caller's
-  # arrays given to fit() as init stay usable
-  v1 = jax.tree_util.tree_map(jnp.copy, v0)
-  s1 = fitting.init_opt_state(v1, spec=spec)
-  vc, _, _ = fitting.chunk(v1, s1, sc, tg, w, keys, 5, spec, "scan", donate=True)
-  assert v1.texture.is_deleted() and not v0.texture.is_deleted()
-  np.testing.assert_allclose(np.asarray(vc.texture), np.asarray(va.texture), rtol=1e-6, atol=1e-7)
+  # the caller's arrays given to fit() as init stay usable
   init = jax.tree_util.tree_map(lambda x: x[:, 0], v0)
   sched = fitting.Schedule(stages=(fitting.Stage("s", 3, FULL, ALL),), learning_rates=LRS)
   fitting.fit(sc, tg, sched, key=jax.random.key(0), init=init)
@@ -140,8 +136,9 @@ def test_shared_identity_is_the_mean_of_per_photo_steps(tiny):
   v0 = v0.replace(camera=v0.camera.at[1].add(0.05), shape=v0.shape.at[1].add(0.3), texture=v0.texture.at[1].add(0.2))
   shared, alone = _spec(1, shared=True), _spec(1, shared=False)
   s0 = fitting.init_opt_state(v0, spec=shared)
-  vs, _, _ = fitting.chunk(v0, s0, sc, tg, w, keys, 0, shared, "dispatch")
-  va, _, _ = fitting.chunk(v0, s0, sc, tg, w, keys, 0, alone, "dispatch")
+  copy = lambda: jax.tree_util.tree_map(jnp.copy, (v0, s0))  # noqa: E731  (donated: fit()'s own programs)
+  vs, _, _ = fitting.chunk(*copy(), sc, tg, w, keys, 0, shared, "dispatch", donate=True)
+  va, _, _ = fitting.chunk(*copy(), sc, tg, w, keys, 0, alone, "dispatch", donate=True)
   for field in ("shape", "texture"):
     s, a = np.asarray(getattr(vs, field)), np.asarray(getattr(va, field))
     np.testing.assert_array_equal(s[0], s[1])  # shared across the photos
@@ -168,7 +165,7 @@ def test_one_compilation_per_structure_across_fits_and_calls(tiny):
   # init are compiled programs too, built once
   assert {n: compiled.compilations(n) for n in ("fit_start", "init_opt_state", "fit_finish")} == {
       "fit_start": 1, "init_opt_state": 2, "fit_finish": 1}
-  for f, _ in compiled._MEMORY.values():
+  for f, _, _ in compiled._MEMORY.values():
     assert f._cache_size() == 1  # and each compiled program was built once
   assert res.history["loss"].shape == (6, 2) and res.faces.camera.shape == (2, 10)
   with pytest.raises(ValueError, match="photo_keys must be integers"):
@@ -179,9 +176,8 @@ def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
   """A fit and its outputs compile (or load from the caches) their named programs and almost nothing else:
   each stray eager jnp operation would be one more XLA compilation, in every process (~170 of them, 3-4 s,
   before they were removed). The outputs' programs, built ahead by prefetch_outputs, are not built again."""
-  sys.path.insert(0, ROOT)
   import jax.monitoring
-  from configs.fit import get_config
+  from ganfit_jax.configs.fit import get_config
   from ganfit_jax.reconstruct import Reconstructor
   rec = Reconstructor(get_config("tiny"))
   p = rec.prepare(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"))
@@ -199,28 +195,34 @@ def test_main_job_compiles_its_programs_not_single_operations(tmp_path):
   report = rec.write(r, str(tmp_path / "out"))
   assert {n: compiled.compilations(n) for n in ("photo_detail", "render_outputs")} == {
       "photo_detail": 1, "render_outputs": 1}
-  assert report["texture_detail"] and os.path.exists(tmp_path / "out" / "mesh.glb")
+  assert report.texture_detail and os.path.exists(tmp_path / "out" / "mesh.glb")
   programs = sum(compiled._COUNTS.values())
   # allowance: the PRNG key (two), the dispatch loop's stacking of aux (and two spare)
   # (12 events for 9 programs when written; the main job had 177 before its eager operations were removed)
   assert len(events) <= programs + 5, (len(events), dict(compiled._COUNTS))
 
 
-def test_exported_programs_are_reused_from_disk(tiny, monkeypatch):
-  """A new process (simulated: the in-memory entries forgotten) loads the program instead of tracing it."""
-  if compiled._folder() is None:
-    pytest.skip("compilation cache switched off (GANFIT_COMPILATION_CACHE=0)")
-  sc, tg = tiny
+def _landmark_step(sc, tg):
+  """A function running one landmark-stage step of the tiny fit (fitting.run_step: compiled entry 'fit_step')."""
   v0, keys = _start(sc, 2)
   spec = fitting.ChunkSpec(length=1, learning_rates=LRS, groups=("shape",), lr_scale=1.0, images=False,
                            shared_identity=False)
   w = objective.LossWeights.create(align=1.0)
   s0 = fitting.init_opt_state(v0, spec=spec)
-  first = fitting.run_step(v0, s0, sc, tg, w, keys, 0, spec=spec)
+  return lambda: fitting.run_step(v0, s0, sc, tg, w, keys, 0, spec=spec)
+
+
+def test_exported_programs_are_reused_from_disk(tiny, monkeypatch):
+  """A new process (simulated: the in-memory entries forgotten) loads the program instead of tracing it."""
+  if compiled.disk_folder() is None:
+    pytest.skip("compilation cache switched off (GANFIT_COMPILATION_CACHE=0)")
+  sc, tg = tiny
+  step = _landmark_step(sc, tg)
+  first = step()
   compiled.clear_memory()
   from jax import export
   monkeypatch.setattr(export, "export", lambda *a, **k: (_ for _ in ()).throw(AssertionError("traced again")))
-  again = fitting.run_step(v0, s0, sc, tg, w, keys, 0, spec=spec)
+  again = step()
   for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -266,12 +268,15 @@ def test_synthetic_recovery_with_every_term(gan_scene):
   image = np.asarray(jax.jit(lambda f: objective.render_face(sc, f, grey)[0].image)(tf))
   lm = np.asarray(objective.project_landmarks(sc, tf))
   tg = objective.prepare_targets(sc, image[None], lm[None])
-  stages = (fitting.Stage("align", 60, (("align", 1.0), ("landmark", 0.001), ("reg_shape", 0.05),
-                                         ("reg_expression", 0.01)), ("shape", "expression", "camera", "focal"), 3.0),
-            fitting.Stage("full", 40, (("identity", 0.5), ("content", 5.0), ("pixel", 1.0), ("align", 0.1),
-                                       ("reg_shape", 0.05), ("reg_expression", 0.01)), ALL))
-  lrs = dict(shape=0.02, expression=0.05, texture=0.05, camera=0.01, focal=0.01, light=0.02)
-  sched = fitting.Schedule(stages=stages, learning_rates=tuple(lrs.items()), num_inits=1, chunk=10)
+  # the tiny preset's stage structure (groups, rates, chunk): its compiled steps are the command line's
+  from ganfit_jax.configs.fit import get_config
+  tiny = fitting.schedule_from_config(get_config("tiny"))
+  align, full = tiny.stages
+  priors = (("reg_shape", 0.05), ("reg_expression", 0.01))
+  stages = (dataclasses.replace(align, steps=60, weights=(("align", 1.0), ("landmark", 0.001)) + priors),
+            dataclasses.replace(full, steps=40, weights=(("identity", 0.5), ("content", 5.0), ("pixel", 1.0),
+                                                         ("align", 0.1)) + priors))
+  sched = dataclasses.replace(tiny, stages=stages)
   res = fitting.fit(sc, tg, sched, key=jax.random.key(1))
   h = res.history
   assert h["landmark_rmse_px"][-1, 0] < 2.0 < h["landmark_rmse_px"][0, 0]
@@ -288,212 +293,78 @@ def test_synthetic_recovery_with_every_term(gan_scene):
   assert np.abs(np.asarray(f.camera - tf.camera))[:3].max() < 60.0  # camera position within 6 cm at ~1 m
 
 
-# ----------------------------------------------------------------------------- the main job (CLI)
+# ----------------------------------------------------------------------------- what a compiled entry is keyed on
 
-def _fit(args, tmp_path):
-  return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py")] + args, capture_output=True,
-                        text=True, cwd=str(tmp_path))
+def test_a_changed_closure_or_a_wrapped_loss_never_reuses_a_program(tiny, tmp_path, monkeypatch):
+  """compiled.call keys on the function it compiles (code, closure, what its globals reach): the same entry name
+  with another closure, or objective.loss_fn wrapped by a user, compiles anew, in memory and on disk."""
+  def add(c):
+    return lambda x: x + c
 
+  assert float(compiled.call(add(1.0), np.float32(1), name="t_add")) == 2.0
+  assert float(compiled.call(add(2.0), np.float32(1), name="t_add")) == 3.0  # not the first closure's program
+  sc, tg = tiny
+  step = _landmark_step(sc, tg)
+  loss = lambda: float(step()[2]["loss"][0, 0])  # noqa: E731
+  base = loss()
+  original = objective.loss_fn
+  monkeypatch.setattr(compiled, "_DISK", [str(tmp_path / "exported")])  # a disk cache of its own
 
-TINY = ["--config=" + os.path.join(ROOT, "configs", "fit.py") + ":tiny"]
+  def wrapped(extra):
+    def loss(*a, **k):
+      value, aux = original(*a, **k)
+      return value + extra, dict(aux, loss=aux["loss"] + extra)
+    return loss
 
-
-def test_cli_on_real_lfw_photo(tmp_path):
-  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
-  out = tmp_path / "res"
-  r = _fit([f"--image={photo}", f"--out={out}"] + TINY, tmp_path)
-  assert r.returncode == 0, r.stderr[-3000:]
-  assert "another UV layout" not in r.stderr  # the shipped texture models are in ICT-FaceKit's layout
-  for name in ("mesh.obj", "mesh.mtl", "texture.png", "mesh_neutral.obj", "mesh.glb", "params.npz",
-               "params.json", "overlay.png", "render.png", "comparison.png", "convergence.png", "report.json"):
-    assert (out / name).exists() and (out / name).stat().st_size > 0, name
-  rep = json.loads((out / "report.json").read_text())
-  assert len(rep["landmarks_photo_px"]) == 68 and len(rep["landmarks_3d_mm"]) == 68
-  lm = np.array(rep["landmarks_photo_px"])
-  assert lm[:, 0].min() > 0 and lm[:, 0].max() < 250  # mapped back onto the 250 px photo
-  assert -1.0 <= rep["identity_cosine_photo_vs_render"] < 0.999
-  assert set(rep["final_loss_terms"]) >= {"identity", "identity_hat", "content", "pixel", "landmark"}
-  assert set(rep["assets"]) == {"ict", "texture_gan", "sface", "dlib_landmarks68", "yunet"}
-  params = json.loads((out / "params.json").read_text())
-  assert "jawOpen" in params["expression"] and len(params["camera"]["position"]) == 3
-  assert "map_Kd texture.png" in (out / "mesh.mtl").read_text()
-  obj_text = (out / "mesh.obj").read_text()
-  assert obj_text.startswith("# ganfit_jax") and "mtllib mesh.mtl" in obj_text
-  import cv2
-  assert cv2.imread(str(out / "comparison.png")).shape == (224, 5 * 224, 3)
-  render = cv2.imread(str(out / "render.png"))[..., ::-1]
-  assert render.shape == (250, 250, 3)  # the photo's size
-  corner, centre = render[:20, :20].reshape(-1, 3), render[100:150, 100:150].reshape(-1, 3)
-  assert np.abs(corner.astype(int) - 128).max() <= 1  # grey where there is no face
-  assert np.abs(centre.astype(int) - 128).mean() > 10  # the face at its place in the photo
-  import pygltflib
-  glb = pygltflib.GLTF2().load(str(out / "mesh.glb"))
-  assert glb.meshes[0].primitives[0].attributes.TEXCOORD_0 is not None and len(glb.images) == 1
+  for extra in (1.0, 2.0):
+    monkeypatch.setattr(objective, "loss_fn", wrapped(extra))
+    for fresh in (False, True):  # in this process, then as a new process would (memory forgotten, disk kept)
+      if fresh:
+        compiled.clear_memory()
+      got = loss()
+      assert got == pytest.approx(base + extra, rel=1e-5), (extra, fresh, got, base)
+  assert len(list((tmp_path / "exported").glob("fit_step-*.jaxexport"))) == 2  # one program per wrapped loss
+  monkeypatch.setattr(objective, "loss_fn", original)
+  compiled.clear_memory()
+  assert loss() == pytest.approx(base)
 
 
-def test_cli_several_photos_of_one_person(tmp_path):
-  d = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol")
-  photos = [os.path.join(d, f"Aaron_Peirsol_000{i}.jpg") for i in (1, 2)]
-  out = tmp_path / "person"
-  r = _fit([f"--images={','.join(photos)}", f"--out={out}", "--export=obj,arkit"] + TINY, tmp_path)
-  assert r.returncode == 0, r.stderr[-3000:]
-  for d in ("Aaron_Peirsol_0001", "identity"):  # --export: only the chosen mesh files
-    assert (out / d / "mesh.obj").exists() and (out / d / "arkit52.json").exists()
-    assert not any((out / d / n).exists() for n in ("mesh.glb", "mesh.ply", "index.html", "viewer"))
-    assert (out / d / "report.json").exists() and (out / d / "overlay.png").exists()
-  a = np.load(out / "Aaron_Peirsol_0001" / "params.npz")
-  b = np.load(out / "Aaron_Peirsol_0002" / "params.npz")
-  np.testing.assert_array_equal(a["shape"], b["shape"])  # shared identity
-  np.testing.assert_array_equal(a["texture_latent"], b["texture_latent"])
-  assert not np.array_equal(a["camera"], b["camera"])  # per-photo pose
-  assert (out / "identity" / "mesh_neutral.obj").exists() and (out / "summary.json").exists()
+def test_programs_go_to_disk_only_after_configure(tmp_path):
+  """A library user who never calls runtime.configure() gets in-memory programs only (a fresh process)."""
+  import subprocess
+  import sys
+  code = ("import numpy as np, os\n"
+          "from ganfit_jax import compiled, runtime\n"
+          "assert compiled.disk_folder() is None\n"
+          "compiled.call(lambda x: x * 2, np.float32(1), name='t_mem')\n"
+          "runtime.configure()\n"
+          "compiled.call(lambda x: x * 3, np.float32(1), name='t_disk')\n"
+          "print(sorted(f.split('-')[0] for f in os.listdir(compiled.disk_folder())))\n")
+  env = dict(os.environ, GANFIT_ASSETS=str(tmp_path))
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert r.stdout.strip().splitlines()[-1] == "['t_disk']"
 
 
-def test_cli_every_face_of_a_photo(tmp_path):
-  import cv2
-  a = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "AJ_Cook", "AJ_Cook_0001.jpg"))
-  b = cv2.imread(os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"))
-  cv2.imwrite(str(tmp_path / "two.png"), np.concatenate([a, np.pad(cv2.resize(b, (200, 200)), ((0, 50), (0, 0), (0, 0)))], 1))
-  out = tmp_path / "faces"
-  r = _fit([f"--image={tmp_path / 'two.png'}", f"--out={out}", "--face=all"] + TINY, tmp_path)
-  assert r.returncode == 0, r.stderr[-3000:]
-  left, right = (np.array(json.loads((out / f"face_{k}" / "report.json").read_text())["landmarks_photo_px"])
-                 for k in (0, 1))
-  assert left[:, 0].mean() < 250 < right[:, 0].mean()  # largest (left) first, each its own fit
-  r = _fit([f"--image={tmp_path / 'two.png'}", f"--out={tmp_path / 'x'}", "--face=7"] + TINY, tmp_path)
-  assert r.returncode == 2 and "has 2 face(s)" in r.stderr and not (tmp_path / "x").exists()
+_FINGERPRINTS = """
+import functools, jax
+from ganfit_jax import compiled, fitting, objective, params
+from ganfit_jax.outputs import render
+spec = fitting.ChunkSpec(length=1, learning_rates=tuple((g, 0.01) for g in params.GROUPS), groups=params.GROUPS,
+                         lr_scale=1.0, images=True, shared_identity=False)
+fns = [jax.vmap(objective.prepare_target, in_axes=(None, 0, 0, 0)),
+       functools.partial(render._render_outputs, render_size=128), lambda *a: fitting._step(spec, *a)]
+print([compiled.fingerprint(f)[:2] for f in fns])
+"""
 
 
-def test_cli_help_and_bad_flags(tmp_path):
-  r = _fit(["--help"], tmp_path)
-  assert r.returncode == 0 and "--input_list" in r.stdout
-  out = tmp_path / "res"
-  photo = os.path.join(ROOT, "examples", "astronaut.jpg")
-  for args, message in ((["--config.nosuch=1"], "--config: 'nosuch'"), (["--nosuchflag"], "Unknown command line flag"),
-                        ([f"--config={ROOT}/configs/fit.py:turbo"], "unknown preset 'turbo'"),
-                        (["--config.stages.full.steps=abc"], "invalid literal"),
-                        (["--face=biggest"], "use 'largest', 'center', 'all'"),
-                        (TINY + ["--config.stages.full.steps=-5"], "steps must be an integer >= 0"),
-                        (TINY + ["--config.stages.full.weights.identity=nan"], "identity=nan must be a finite"),
-                        (TINY + ["--config.canvas_size=-3"], "canvas_size must be >= 32")):
-    r = _fit([f"--image={photo}", f"--out={out}"] + args, tmp_path)
-    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-2000:])
-  assert not out.exists()
-
-
-def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path):
-  bad = tmp_path / "notes.jpg"
-  bad.write_text("hello")
-  out = tmp_path / "res"
-  r = _fit([f"--image={bad}", f"--out={out}"] + TINY, tmp_path)
-  assert r.returncode == 2 and "not an image format" in r.stderr, r.stderr[-2000:]
-  assert not out.exists()
-  blank = tmp_path / "blank.png"
-  import cv2
-  cv2.imwrite(str(blank), np.full((120, 120, 3), 127, np.uint8))
-  r = _fit([f"--image={blank}", f"--out={out}"] + TINY, tmp_path)
-  assert r.returncode == 2 and "no face found" in r.stderr
-  assert not out.exists()
-  assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".partial")] == []
-
-
-
-
-
-def test_cli_every_bad_input_class(tmp_path):
-  """Each class of user mistake: a message naming it, exit 2 (bad input or flag) or 3 (missing or
-  corrupt asset), no traceback, nothing written."""
-  import cv2
-  good = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
-  raw = open(good, "rb").read()
-  (tmp_path / "empty.jpg").write_bytes(b"")
-  (tmp_path / "truncated.jpg").write_bytes(raw[:300])
-  (tmp_path / "corrupt.jpg").write_bytes(raw[:600] + bytes(range(256)) * 8)
-  (tmp_path / "text.png").write_text("not a picture")
-  cv2.imwrite(str(tmp_path / "tiny.png"), np.full((6, 6, 3), 100, np.uint8))
-  # a PNG whose header claims 100000 x 100000 pixels (a decompression bomb)
-  import struct
-  import zlib
-  ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
-  chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-  (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                                      + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-  (tmp_path / "a_dir.jpg").mkdir()
-  (tmp_path / "a_file").write_text("x")
-  (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
-  (tmp_path / "lm.pts").write_text("version: 1\n{ 1 2 }\n")
-  out = tmp_path / "res"
-  cases = [
-      ([f"--image={tmp_path / 'missing.jpg'}"], 2, "does not exist"),
-      ([f"--image={tmp_path / 'empty.jpg'}"], 2, "empty"),
-      ([f"--image={tmp_path / 'truncated.jpg'}"], 2, "truncated.jpg"),
-      ([f"--image={tmp_path / 'corrupt.jpg'}"], 2, "corrupt.jpg"),
-      ([f"--image={tmp_path / 'text.png'}"], 2, "not an image format"),
-      ([f"--image={tmp_path / 'tiny.png'}"], 2, "tiny.png"),
-      ([f"--image={tmp_path / 'bomb.png'}"], 2, "pixels"),
-      ([f"--image={tmp_path / 'a_dir.jpg'}"], 2, "not a file"),
-      ([f"--image={good}", f"--landmarks={tmp_path / 'lm.pts'}"], 2, "68 points"),
-      ([f"--image={good}", f"--landmarks={tmp_path}"], 2, "landmark file not found"),
-      ([f"--image={good}", "--face=3"], 2, "has 1 face(s)"),
-      ([f"--image={good}", "--face_box=1,2,3"], 2, "x,y,w,h"),
-      ([f"--images={good},{tmp_path / 'text.png'}"], 2, "text.png"),
-      ([f"--image={good}", f"--out={tmp_path / 'a_file'}"], 2, "is a file"),
-      ([f"--image={good}", f"--config.texture_model={tmp_path / 'none.npz'}"], 3, "none.npz"),
-      ([f"--image={good}", f"--config.texture_model={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
-      ([f"--image={good}", f"--config.identity_net={tmp_path / 'none.npz'}"], 3, "none.npz"),
-      ([f"--image={good}", f"--config.identity_net={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
-      ([f"--image={good}", f"--config.model={tmp_path / 'garbage.npz'}"], 3, "garbage.npz"),
-      ([f"--image={good}", "--config.model=nosuchmodel"], 3, "nosuchmodel"),
-      ([f"--image={good}", "--config.detector=mtcnn"], 2, "detector 'mtcnn'"),
-      ([f"--image={good}", "--config.stages.align.weights.landmark=inf"], 2, "must be a finite"),
-      ([f"--image={good}", "--config.chunk=0"], 2, "chunk"),
-  ]
-  failures = []
-  for args, code, message in cases:
-    if not any(a.startswith("--out=") for a in args):
-      args = args + [f"--out={out}"]
-    r = _fit(TINY + args, tmp_path)  # --config before its --config.FIELD overrides
-    if r.returncode != code or message not in r.stderr or "Traceback" in r.stderr:
-      failures.append((args[0:2], r.returncode, r.stderr[-600:]))
-    if out.exists():
-      failures.append((args[0:2], "wrote", sorted(os.listdir(out))))
-  assert not failures, failures
-  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial")]
-
-
-def test_cli_fits_a_converted_model_file(tmp_path):
-  """--config.model=PATH.npz: any model file the converters write fits end to end (here a tiny synthetic
-  cube with its own UVs), with a warning that the shipped texture models are in another UV layout."""
-  from conftest import make_tiny_model
-  from ganfit_jax import morphable
-  morphable.save_npz(str(tmp_path / "cube.npz"), make_tiny_model())
-  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
-  out = tmp_path / "res"
-  r = _fit(TINY + [f"--image={photo}", f"--out={out}", f"--config.model={tmp_path / 'cube.npz'}"], tmp_path)
-  assert r.returncode == 0, r.stderr[-3000:]
-  assert "another UV layout" in r.stderr and "cube.npz" in r.stderr
-  verts = [line for line in (out / "mesh.obj").read_text().splitlines() if line.startswith("v ")]
-  assert len(verts) == 8  # the cube's mesh, not ICT-FaceKit's
-  rep = json.loads((out / "report.json").read_text())
-  assert np.all(np.isfinite(np.array(rep["landmarks_photo_px"]))) and "ict" not in rep["assets"]
-
-
-def test_cli_corrupt_cached_asset_exits_3(tmp_path):
-  """A default asset in the cache that no longer matches its checksum: exit 3 with the fix, nothing written."""
-  from ganfit_jax import assets
-  cache = tmp_path / "cache"
-  cache.mkdir()
-  for name in os.listdir(assets.cache_dir()):
-    src = os.path.join(assets.cache_dir(), name)
-    if os.path.isfile(src):
-      os.symlink(src, cache / name)
-  sface = assets.get("sface").filename
-  (cache / sface).unlink()
-  (cache / sface).write_bytes(open(os.path.join(assets.cache_dir(), sface), "rb").read()[:1000])  # cut short
-  photo = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Eckhart", "Aaron_Eckhart_0001.jpg")
-  out = tmp_path / "res"
-  r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), f"--image={photo}", f"--out={out}"] + TINY,
-                     capture_output=True, text=True, cwd=str(tmp_path), env=dict(os.environ, GANFIT_ASSETS=str(cache)))
-  assert r.returncode == 3 and "sha256" in r.stderr and "fetch_assets.py --assets=sface --force" in r.stderr, \
-      r.stderr[-2000:]
-  assert "Traceback" not in r.stderr and not out.exists()
+def test_fingerprints_are_the_same_in_every_process():
+  """A program exported by one process is found by the next one: the main job's entries have fingerprints that
+  are reproducible (no object compared by identity, no address) and equal across processes."""
+  import subprocess
+  import sys
+  runs = [subprocess.run([sys.executable, "-c", _FINGERPRINTS], capture_output=True, text=True) for _ in range(2)]
+  assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+  a, b = (eval(r.stdout.strip().splitlines()[-1]) for r in runs)
+  assert a == b and all(stable for _, stable in a), (a, b)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import random_variables
 from ganfit_jax.nets import progan
 from ganfit_jax.texture import gan_train
 
@@ -18,8 +19,8 @@ CH = {4: 16, 8: 8, 16: 8, 32: 4}
 def nets():
   g = progan.Generator(32, 24, CH)
   d = progan.Discriminator(32, CH)
-  gp = jax.jit(g.init)(jax.random.PRNGKey(0), jnp.zeros((1, 24)))["params"]
-  dp = jax.jit(d.init)(jax.random.PRNGKey(1), jnp.zeros((2, 32, 32, 3)))["params"]
+  gp = random_variables(g, (1, 24), 0)["params"]  # from the shapes: no forward pass to compile
+  dp = random_variables(d, (2, 32, 32, 3), 1)["params"]
   return g, d, gp, dp
 
 
@@ -31,29 +32,37 @@ def test_every_block_and_head_exists_at_init(nets):
     assert f"block_{r}_conv0" in gp and f"block_{r}_conv0" in dp
 
 
+def _compiled(nets):
+  """The nets' apply functions compiled (the level static); eagerly they would run operation by operation."""
+  g, d, gp, dp = nets
+  return jax.jit(g.apply, static_argnums=2), jax.jit(d.apply, static_argnums=2)
+
+
 def test_shapes_at_each_level(nets):
   g, d, gp, dp = nets
+  g_apply, d_apply = _compiled(nets)
   z = jax.random.normal(jax.random.PRNGKey(2), (4, 24))
   for level, r in enumerate((4, 8, 16, 32)):
-    x = g.apply({"params": gp}, z, level, 0.5)
+    x = g_apply({"params": gp}, z, level, 0.5)
     assert x.shape == (4, r, r, 3)
-    assert d.apply({"params": dp}, x, level, 0.5).shape == (4,)
+    assert d_apply({"params": dp}, x, level, 0.5).shape == (4,)
   with pytest.raises(ValueError, match="expects 16x16"):
     d.apply({"params": dp}, jnp.zeros((2, 8, 8, 3)), 2, 1.0)
 
 
 def test_fade_in_alpha_zero_equals_lower_level_upsampled(nets):
   g, d, gp, dp = nets
+  g_apply, d_apply = _compiled(nets)
   z = jax.random.normal(jax.random.PRNGKey(3), (4, 24))
   for level in (1, 2, 3):
-    faded = g.apply({"params": gp}, z, level, 0.0)
-    lower = progan.upsample(g.apply({"params": gp}, z, level - 1, 1.0))
+    faded = g_apply({"params": gp}, z, level, 0.0)
+    lower = progan.upsample(g_apply({"params": gp}, z, level - 1, 1.0))
     np.testing.assert_allclose(np.asarray(faded), np.asarray(lower), atol=1e-5)
-    full = g.apply({"params": gp}, z, level, 1.0)
+    full = g_apply({"params": gp}, z, level, 1.0)
     assert not np.allclose(np.asarray(full), np.asarray(lower), atol=1e-3)
     x = jax.random.normal(jax.random.PRNGKey(level), (4, 4 * 2 ** level, 4 * 2 ** level, 3))
-    np.testing.assert_allclose(np.asarray(d.apply({"params": dp}, x, level, 0.0)),
-                               np.asarray(d.apply({"params": dp}, progan.downsample(x), level - 1, 1.0)),
+    np.testing.assert_allclose(np.asarray(d_apply({"params": dp}, x, level, 0.0)),
+                               np.asarray(d_apply({"params": dp}, progan.downsample(x), level - 1, 1.0)),
                                atol=1e-4)
 
 

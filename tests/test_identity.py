@@ -214,15 +214,16 @@ def test_sface_matches_onnxruntime_on_lfw(lfw_aligned, tmp_path):
 def test_identity_features_batch_shapes_and_gradient(lfw_aligned):
   net = identity.load("sface")
   x = jnp.asarray(lfw_aligned[:4])
-  emb, _ = identity.identity_features(net.module, net.variables, x.reshape(2, 2, 112, 112, 3))
+  features = jax.jit(lambda im: identity.identity_features(net.module, net.variables, im))
+  emb, _ = features(x.reshape(2, 2, 112, 112, 3))
   assert emb.shape == (2, 2, 128)
-  target = identity.identity_features(net.module, net.variables, x[:1])[0][0]
+  target = features(x[:1])[0][0]
 
   def loss(img):
     e, _ = identity.identity_features(net.module, net.variables, img[None])
     return 1.0 - gmath.cosine(e[0], target)
 
-  g = jax.grad(loss)(x[1])
+  g = jax.jit(jax.grad(loss))(x[1])
   assert np.all(np.isfinite(np.asarray(g)))
   assert float(jnp.abs(g).max()) > 0.0
   with pytest.raises(ValueError, match="112, 112, 3"):
@@ -244,5 +245,5 @@ def test_same_person_closer_than_different_for_sface_and_judge():
     embs.append(identity.identity_features(net.module, net.variables, crop[None])[0][0])
     judge.append(identity.judge_embedding(img, lm))
   assert float(gmath.cosine(embs[0], embs[1])) > float(gmath.cosine(embs[0], embs[2])) + 0.2
-  dj = lambda u, v: float(np.linalg.norm(u - v))
+  dj = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
   assert dj(judge[0], judge[1]) < 0.6 < dj(judge[0], judge[2])  # dlib's documented threshold

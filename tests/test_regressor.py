@@ -3,8 +3,6 @@ and the CLI modes."""
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -26,23 +24,30 @@ def tiny():
   """The cube scene and 6 photos of it: random cube faces rendered, landmarks projected."""
   sc = make_tiny_scene()
   rng = np.random.default_rng(0)
+
+  @jax.jit
+  def photo(latent, shape, cam):
+    v = P.init(sc.model, latent).replace(shape=shape, camera=cam)
+    f = P.to_face(v, sc.model.expression_kind)
+    return objective.render_face(sc, f, jnp.full((64, 64, 3), 0.5))[0].image, objective.project_landmarks(sc, f)
+
   images, lms = [], []
   for i in range(6):
-    v = P.init(sc.model, jnp.asarray(rng.normal(size=4), jnp.float32))
-    v = v.replace(shape=jnp.asarray(rng.normal(size=2) * 0.5, jnp.float32),
-                  camera=jnp.asarray(rng.normal(size=9) * 0.05, jnp.float32))
-    f = P.to_face(v, sc.model.expression_kind)
-    grey = jnp.full((64, 64, 3), 0.5)
-    images.append(np.asarray(objective.render_face(sc, f, grey)[0].image))
-    lms.append(np.asarray(objective.project_landmarks(sc, f)))
+    image, lm = photo(jnp.asarray(rng.normal(size=4), jnp.float32), jnp.asarray(rng.normal(size=2) * 0.5, jnp.float32),
+                      jnp.asarray(rng.normal(size=9) * 0.05, jnp.float32))
+    images.append(np.asarray(image))
+    lms.append(np.asarray(lm))
   targets = jax.device_get(objective.prepare_targets(sc, np.stack(images), np.stack(lms)))
   return sc, regressor.HostTargets(jax.tree_util.tree_map(np.asarray, targets))
+
+
+_predict = jax.jit(regressor.predict_variables)  # a network, a scene and targets: all pytrees
 
 
 def test_untrained_network_predicts_the_neutral_start(tiny):
   sc, data = tiny
   net = regressor.init(sc, jax.random.key(0), **TINY_NET)
-  v = regressor.predict_variables(net, sc, data.batch(np.arange(3)))
+  v = _predict(net, sc, data.batch(np.arange(3)))
   start = P.init(sc.model, jnp.zeros((sc.texture.latent_dim,)))
   for g in P.GROUPS:  # the mean face, neutral expression, latent 0, default camera and light
     np.testing.assert_array_equal(np.asarray(getattr(v, g)), np.broadcast_to(getattr(start, g), getattr(v, g).shape))
@@ -52,13 +57,12 @@ def test_untrained_network_predicts_the_neutral_start(tiny):
 
 def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
   """regress mode's report: the landmark terms alone by default (no render), every term on request."""
-  from ganfit_jax.reconstruct import evaluate_variables
   sc, data = tiny
   net = regressor.init(sc, jax.random.key(0), **TINY_NET)
   t = data.batch(np.arange(2))
-  v = regressor.predict_variables(net, sc, t)
-  full = evaluate_variables(sc, v, t, FULL, jax.random.key(0))
-  cheap = evaluate_variables(sc, v, t, FULL, jax.random.key(0), images=False)
+  v = _predict(net, sc, t)
+  full = objective.evaluate(sc, v, t, FULL, jax.random.key(0))
+  cheap = objective.evaluate(sc, v, t, FULL, jax.random.key(0), images=False)
   assert set(objective.IMAGE_TERMS) | {"loss"} <= set(full) and not (set(objective.IMAGE_TERMS) | {"loss"}) & set(cheap)
   assert float(np.max(full["identity"])) > 0
   for k in cheap:
@@ -75,6 +79,21 @@ def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
     regressor.regress(net, sc, t.image[:, :32], t.landmarks)
 
 
+def test_training_targets_carry_the_fits_landmark_weights():
+  """The regressor descends the loss the fit descends: its targets weigh the jaw contour as the fit does
+  (objective.landmark_weights of the fit config's jaw_weight), not 1."""
+  from ganfit_jax import face
+  from ganfit_jax.configs.fit import get_config
+  cfg = get_config("fast")
+  assert cfg.jaw_weight != 1.0
+  photo = os.path.join(LFW_DIR, "images_deepfunneled", "AJ_Cook", "AJ_Cook_0001.jpg")
+  lm = face.detect_faces(face.load_image(photo), detector="dlib")[0].landmarks
+  sc = make_tiny_scene(canvas_size=112)
+  data = regressor.prepare_photos(sc, [photo, photo], [lm, lm], jaw_weight=cfg.jaw_weight, chunk=2)
+  np.testing.assert_array_equal(data.target.landmark_weight, objective.landmark_weights(2, cfg.jaw_weight))
+  assert np.all(data.target.landmark_weight[:, objective.JAW] == cfg.jaw_weight)
+
+
 def test_gradients_reach_the_backbone_through_the_loss(tiny):
   """Through the landmark stage's loss (no render: cheap; the full loss trains in the next test)."""
   sc, data = tiny
@@ -82,6 +101,7 @@ def test_gradients_reach_the_backbone_through_the_loss(tiny):
   b = data.batch(np.arange(4))
   keys = jax.random.key_data(jax.random.split(jax.random.key(1), 4))
 
+  @jax.jit
   def grads(params):
     return jax.grad(lambda p: regressor.batch_loss(p, net.module, sc, b, ALIGN, keys, False)[0])(params)
 
@@ -103,7 +123,7 @@ def _stages(n_align, n_full):
 
 def test_training_lowers_the_loss_and_resumes_bit_exactly(tiny, tmp_path):
   sc, data = tiny
-  kw = dict(batch_size=3, lr=3e-3, seed=0, net_options=TINY_NET, checkpoint_every=5, log_every=1, log=lambda s: None)
+  kw = dict(batch_size=3, lr=3e-3, seed=0, net_options=TINY_NET, checkpoint_every=10, log_every=1, log=lambda s: None)
   full = regressor.train(sc, data, _stages(30, 4), workdir=str(tmp_path / "a"), **kw)
   log = [json.loads(l) for l in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
   align = [r["align"] for r in log if r["stage"] == "align"]
@@ -119,8 +139,8 @@ def test_training_lowers_the_loss_and_resumes_bit_exactly(tiny, tmp_path):
   regressor.save(str(tmp_path / "r.npz"), full, meta=dict(canvas_size=64))
   net, meta = regressor.load(str(tmp_path / "r.npz"))
   assert meta["canvas_size"] == 64 and net.module == full.module
-  a = regressor.predict_variables(full, sc, data.batch(np.arange(2)))
-  b = regressor.predict_variables(net, sc, data.batch(np.arange(2)))
+  a = _predict(full, sc, data.batch(np.arange(2)))
+  b = _predict(net, sc, data.batch(np.arange(2)))
   np.testing.assert_allclose(np.asarray(a.shape), np.asarray(b.shape), atol=5e-3)
 
 
@@ -136,15 +156,14 @@ def test_shipped_weights_beat_the_mean_face_on_a_devtest_photo():
     t = objective.prepare_targets(sc, p.canvas[None], p.landmarks[None])
     v, faces = regressor.predict(net, sc, t)
     start = P.init(sc.model, jnp.zeros((sc.texture.latent_dim,)))
-    rmse = lambda f: float(jnp.sqrt(jnp.mean(jnp.sum((objective.project_landmarks(sc, f) - t.landmarks[0]) ** 2, -1))))
+    rmse = lambda f: float(jnp.sqrt(jnp.mean(jnp.sum((objective.project_landmarks(sc, f) - t.landmarks[0]) ** 2, -1))))  # noqa: E731
     errs.append((rmse(jax.tree_util.tree_map(lambda x: x[0], faces)), rmse(P.to_face(start, sc.model.expression_kind))))
   for pred, mean_face in errs:
     assert pred < 0.7 * mean_face, errs
 
 
 def test_auto_mode_uses_the_regressor_only_where_it_was_trained_for_the_scene():
-  sys.path.insert(0, ROOT)
-  from configs.fit import get_config
+  from ganfit_jax.configs.fit import get_config
   from ganfit_jax.reconstruct import Reconstructor
   cfg = get_config("tiny")
   cfg.mode = "auto"
@@ -155,37 +174,3 @@ def test_auto_mode_uses_the_regressor_only_where_it_was_trained_for_the_scene():
   rec = Reconstructor(cfg)
   assert rec.mode == "fit" and rec.regressor is None and "canvas" in rec.mode_note
   assert [st.steps for st in rec.schedule.stages] == [20, 4]
-
-
-TINY = ["--config=" + os.path.join(ROOT, "configs", "fit.py") + ":tiny"]
-
-
-def _fit(args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py")] + TINY + args, capture_output=True,
-                        text=True)
-
-
-def test_cli_modes(tmp_path):
-  d = os.path.join(LFW_DIR, "images_deepfunneled", "Aaron_Peirsol")
-  photos = [os.path.join(d, f"Aaron_Peirsol_000{i}.jpg") for i in (1, 2)]
-  out = tmp_path / "reg"
-  r = _fit([f"--images={','.join(photos)}", f"--out={out}", "--mode=regress", "--export=arkit"])
-  assert r.returncode == 0, r.stderr[-3000:]
-  a, b = (np.load(out / f"Aaron_Peirsol_000{i}" / "params.npz") for i in (1, 2))
-  np.testing.assert_array_equal(a["shape"], b["shape"])  # the per-photo predictions' identity, averaged
-  assert not np.array_equal(a["camera"], b["camera"])
-  rep = json.loads((out / "Aaron_Peirsol_0001" / "report.json").read_text())
-  assert rep["mode"] == "regress" and rep["steps"] == {"regress": 0} and "regressor" in rep["assets"]
-  terms = rep["final_loss_terms"]
-  assert np.isfinite(terms["landmark_rmse_px"]) and np.isfinite(terms["landmark"])
-  assert "identity" not in terms and "loss" not in terms and "regress_loss_terms" in rep["final_loss_terms_note"]
-  out = tmp_path / "plus"
-  r = _fit([f"--image={photos[0]}", f"--out={out}", "--mode=regress_fit", "--export=arkit"])
-  assert r.returncode == 0, r.stderr[-3000:]
-  rep = json.loads((out / "report.json").read_text())
-  assert rep["mode"] == "regress_fit" and rep["steps"] == {"align": 7, "full": 1}  # a third of tiny's 20 + 4
-  assert "identity" in rep["final_loss_terms"] and "final_loss_terms_note" not in rep
-  r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'x'}", "--mode=magic"])
-  assert r.returncode == 2 and "Traceback" not in r.stderr and not (tmp_path / "x").exists()
-  r = _fit([f"--image={photos[0]}", f"--out={tmp_path / 'y'}", "--mode=regress", "--config.regressor=/nope.npz"])
-  assert r.returncode == 3 and "regressor weights /nope.npz not found" in r.stderr

@@ -6,16 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 from ganfit_jax import camera, lighting, morphable
 from ganfit_jax import numerics as gmath
 from ganfit_jax.render import raster
-from ganfit_jax.render import (barycentrics, interpolate, make_light, rasterize, render, render_model,
-                               sample_texture)
+from ganfit_jax.render import (barycentrics, interpolate, make_light, rasterize, render_model, sample_texture)
+from ganfit_jax.render import render as render_eager
 
 from conftest import make_tiny_model
 
+# the renderer compiled (one program per scene shape); eager calls compile each operation on its own first use
+render = jax.jit(render_eager, static_argnames=("height", "width", "specular", "shininess", "cull_backfaces"))
 H = W = 16
 # Camera 100 mm in front of the origin, focal 1 (x H pixels): a point at x mm lands at 8 + 16 x / 100.
 CAM = camera.make_camera((0, 0, 100), (0, 0, 0), (0, 1, 0), 1.0)
@@ -105,16 +106,25 @@ def _scene_loss(weights):
 
 
 def test_gradients_match_finite_differences():
+  """The reverse-mode gradient of every input (vertices, texture, camera, light) against central differences
+  along random directions (check_grads' rev-mode check, with one compiled forward and one compiled gradient)."""
   w = jnp.asarray(np.random.default_rng(0).uniform(size=(H, W, 3)), jnp.float32)
-  loss = _scene_loss(w)
+  loss = jax.jit(_scene_loss(w))
   verts = QUAD_V + jnp.array([[0.3, -0.2, 1.0], [0.1, 0.2, -2.0], [-0.2, 0.1, 0.5], [0.2, 0.3, 0.0]])
   light = make_light((30, 40, 200), (0.6, 0.5, 0.4), (0.3, 0.3, 0.3))
   args = (verts, ramp_texture(), CAM, light)
-  for i in range(4):
-    f = lambda x, i=i: loss(*(args[:i] + (x,) + args[i + 1:]))  # noqa: E731
-    check_grads(jax.jit(f), (args[i],), order=1, modes=["rev"], eps=1e-3, atol=2e-2, rtol=2e-2)
-  g = jax.grad(loss, argnums=(0, 1, 2, 3))(*args)
-  assert all(float(jnp.abs(x).sum()) > 0 for x in g)
+  grads = jax.jit(jax.grad(_scene_loss(w), argnums=(0, 1, 2, 3)))(*args)
+  rng = np.random.default_rng(1)
+  eps = 1e-3
+  for i, g in enumerate(grads):
+    assert float(jnp.abs(g).sum()) > 0, i
+    for _ in range(2):
+      d = jnp.asarray(rng.normal(size=args[i].shape), jnp.float32)
+      d = d / jnp.linalg.norm(d)
+      at = lambda x: loss(*(args[:i] + (x,) + args[i + 1:]))  # noqa: E731
+      numeric = (float(at(args[i] + eps * d)) - float(at(args[i] - eps * d))) / (2 * eps)
+      analytic = float(jnp.sum(g * d))
+      assert abs(numeric - analytic) <= 2e-2 + 2e-2 * abs(numeric), (i, numeric, analytic)
 
 
 def test_jit_matches_eager_and_vmap_matches_loop():
@@ -145,10 +155,11 @@ def test_no_nan_gradients_for_degenerate_and_empty():
                  height=H, width=W, specular=0.5)
     return jnp.sum(out.image) + jnp.sum(out.normals)
 
-  gv, gc = jax.grad(loss, argnums=(0, 1))(v, CAM)
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  gv, gc = grad(v, CAM)
   assert np.all(np.isfinite(np.asarray(gv))) and np.all(np.isfinite(np.asarray(gc)))
   # everything off screen: no coverage at all
-  g_empty = jax.grad(loss)(v + jnp.array([[1e4, 0, 0]]), CAM)
+  g_empty, _ = grad(v + jnp.array([[1e4, 0, 0]]), CAM)
   assert np.all(np.isfinite(np.asarray(g_empty)))
 
 
@@ -191,13 +202,15 @@ def test_large_triangles_never_cut():
 def test_rasterize_independent_of_chunking(ict_model):
   """Bucketed, chunked rasterisation equals a brute-force z-buffer over all triangles."""
   cam = camera.orbit_camera(yaw=np.deg2rad(30.0))
-  xy, depth = camera.project(cam, ict_model.mean, 48, 48)
+  n = 32
+  xy, depth = camera.project(cam, ict_model.mean, n, n)
   tris = jnp.asarray(ict_model.triangles)
-  fbs = [raster.rasterize(xy, depth, tris, 48, 48, chunk_samples=c) for c in (64, 8192)]
+  rasterize_with = jax.jit(raster.rasterize, static_argnames=("height", "width", "chunk_samples"))
+  fbs = [rasterize_with(xy, depth, tris, height=n, width=n, chunk_samples=c) for c in (512, 8192)]
   np.testing.assert_array_equal(np.asarray(fbs[0].triangle_id), np.asarray(fbs[1].triangle_id))
   # brute force (numpy): nearest front-facing triangle whose interior holds each pixel centre
   tv, td = np.asarray(xy)[np.asarray(tris)], np.asarray(depth)[np.asarray(tris)]
-  p = np.stack(np.meshgrid(np.arange(48) + 0.5, np.arange(48) + 0.5, indexing="xy"), -1).reshape(-1, 1, 2)
+  p = np.stack(np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5, indexing="xy"), -1).reshape(-1, 1, 2)
   cr = lambda a, b: a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]  # noqa: E731
   v0, v1, v2 = tv[None, :, 0], tv[None, :, 1], tv[None, :, 2]
   area = cr(v1 - v0, v2 - v0)[0]
@@ -205,15 +218,16 @@ def test_rasterize_independent_of_chunking(ict_model):
   inside = np.all(w >= -1e-6, -1) & (area < -1e-9)[None]
   z = 1.0 / np.sum(w / td[None], -1)
   z = np.where(inside, z, np.inf)
-  want = np.where(np.isfinite(z.min(1)), z.argmin(1), -1).reshape(48, 48)
+  want = np.where(np.isfinite(z.min(1)), z.argmin(1), -1).reshape(n, n)
   got = np.where(np.asarray(fbs[1].mask), np.asarray(fbs[1].triangle_id), -1)
-  assert (want >= 0).sum() > 300
+  assert (want >= 0).sum() > 150
   assert (got == want).mean() > 0.995  # ties on shared edges may go either way
 
 
 def test_ict_face_render_covers_face(ict_model):
-  out = render_model(ict_model, jnp.zeros(100), jnp.zeros(53), jnp.full((8, 8, 3), 0.7), camera.default_camera(),
-                     make_light((0, 200, 1500), (0.6, 0.6, 0.6), (0.5, 0.5, 0.5)), height=64, width=64)
+  out = jax.jit(lambda: render_model(ict_model, jnp.zeros(100), jnp.zeros(53), jnp.full((8, 8, 3), 0.7),
+                                     camera.default_camera(), make_light((0, 200, 1500), (0.6, 0.6, 0.6),
+                                                                         (0.5, 0.5, 0.5)), height=64, width=64))()
   lm_xy, _ = camera.project(camera.default_camera(), ict_model.mean[ict_model.landmarks], 64, 64)
   lm = np.asarray(lm_xy).astype(int)
   assert np.asarray(out.mask)[lm[30, 1], lm[30, 0]]  # the nose tip is covered
@@ -260,16 +274,16 @@ def test_phong_gradient_matches_autodiff_reference():
   light = jnp.asarray([30.0, 200.0, 1500.0, 0.6, 0.5, 0.7, 0.4, 0.5, 0.3], jnp.float32)
   weights = jnp.asarray(rng.normal(size=(6, 5, 3)), jnp.float32)
   eye = jnp.zeros(3)
-  got = shading.phong(albedo, normals, positions, light, eye)
+  got = jax.jit(shading.phong)(albedo, normals, positions, light, eye)
   np.testing.assert_allclose(np.asarray(got), np.asarray(reference(albedo, normals, positions, light)), atol=1e-6)
   assert (np.sum(np.asarray(normals) * (np.asarray(positions) - np.asarray(light[:3])), -1) > 0).any()  # back-lit
   args = (albedo, normals, positions, light)
-  g_ref = jax.grad(lambda *a: jnp.sum(reference(*a) * weights), argnums=(0, 1, 2, 3))(*args)
+  g_ref = jax.jit(jax.grad(lambda *a: jnp.sum(reference(*a) * weights), argnums=(0, 1, 2, 3)))(*args)
   g = jax.jit(jax.grad(lambda *a: jnp.sum(shading.phong(*a, eye) * weights), argnums=(0, 1, 2, 3)))(*args)
   for a, b in zip(g, g_ref):
     assert np.isfinite(np.asarray(a)).all()
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
-  gv = jax.vmap(jax.grad(lambda l: jnp.sum(shading.phong(albedo, normals, positions, l, eye) * weights)))(
-      jnp.stack([light, light * 1.1]))
-  g1 = jax.grad(lambda l: jnp.sum(shading.phong(albedo, normals, positions, l, eye) * weights))(light * 1.1)
+  grad_light = jax.grad(lambda l: jnp.sum(shading.phong(albedo, normals, positions, l, eye) * weights))
+  gv = jax.jit(jax.vmap(grad_light))(jnp.stack([light, light * 1.1]))
+  g1 = jax.jit(grad_light)(light * 1.1)
   np.testing.assert_allclose(np.asarray(gv[1]), np.asarray(g1), rtol=1e-5)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -58,6 +59,9 @@ def test_vertex_mirror_maps_landmark_pairs(ict_model):
     assert np.linalg.norm(mean[vm[lm[a]]] - mean[lm[b]]) < 3.0, (a, b)
 
 
+_render = jax.jit(pipeline.render, static_argnames=("height", "width"))  # compiled: eager runs op by op
+
+
 def test_unwrap_recovers_a_known_texture(ict_model, tmap):
   t = tmap.size
   ii, jj = np.meshgrid(np.arange(t), np.arange(t), indexing="ij")
@@ -65,9 +69,9 @@ def test_unwrap_recovers_a_known_texture(ict_model, tmap):
   cam = camera.orbit_camera(yaw=20.0)
   verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
   flat = lighting.make_light(colour=(0, 0, 0), ambient=(1, 1, 1))  # unlit: the image shows the albedo
-  img = pipeline.render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(tex), cam,
-                        flat, height=224, width=224).image
-  u = uw.unwrap(img, verts, ict_model.triangles, cam, tmap, canvas_size=224)
+  img = _render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(tex), cam,
+                flat, height=224, width=224).image
+  u = jax.jit(lambda im, v, c: uw.unwrap(im, v, ict_model.triangles, c, tmap, canvas_size=224))(img, verts, cam)
   vis = np.asarray(u.visible)
   assert vis.sum() > 0.4 * tmap.mask.sum()
   err = np.abs(np.asarray(u.texture) - tex)[vis]
@@ -97,7 +101,8 @@ def test_visibility_mask_on_an_occluded_quad():
   assert tm.mask.all()  # the back quad fills the chart
   cam = camera.make_camera(position=(0, 0, 1000), look_at=(0, 0, 0), focal=3.0)
   img = jnp.ones((128, 128, 3)) * 0.5
-  u = uw.unwrap(img, model.mean, model.triangles, cam, tm, canvas_size=128, normal_threshold=0.1)
+  unwrap = jax.jit(lambda c, t: uw.unwrap(img, model.mean, model.triangles, c, tm, canvas_size=128, normal_threshold=t))
+  u = unwrap(cam, 0.1)
   pts = np.asarray(layout.texel_points(model.mean, tm, model.triangles))
   vis = np.asarray(u.visible)
   inner = np.max(np.abs(pts[..., :2]), -1) < 9.0  # behind the occluder (its shadow reaches 10.3 mm)
@@ -106,7 +111,7 @@ def test_visibility_mask_on_an_occluded_quad():
   assert vis[outer].all()
   # seen from behind, nothing faces the camera
   back = camera.make_camera(position=(0, 0, -1000), look_at=(0, 0, 0), focal=3.0)
-  ub = uw.unwrap(img, model.mean, model.triangles, back, tm, canvas_size=128)
+  ub = unwrap(back, 0.25)
   assert not np.asarray(ub.visible).any()
 
 
@@ -182,7 +187,8 @@ def _raw_shards(folder, sizes, t=32, seed=0):
   os.makedirs(folder, exist_ok=True)
   all_tex = []
   for k, n in enumerate(sizes):
-    base = rng.uniform(0.2, 0.8, (n, 1, 1, 3)) + 0.2 * np.sin(6 * xx)[None, ..., None] * rng.uniform(-1, 1, (n, 1, 1, 1))
+    wave = 0.2 * np.sin(6 * xx)[None, ..., None] * rng.uniform(-1, 1, (n, 1, 1, 1))
+    base = rng.uniform(0.2, 0.8, (n, 1, 1, 3)) + wave
     tex = (np.clip(base, 0, 1) * 255).astype(np.uint8) * chart[None, ..., None]
     status = np.where(chart, 3, 0).astype(np.uint8)[None].repeat(n, 0)
     np.savez(os.path.join(folder, f"train-{k:05d}.npz"), texture=tex, status=status,
@@ -260,7 +266,7 @@ def test_photo_detail_recovers_albedo_and_fixes_base_colour(ict_model):
   cam = camera.orbit_camera(yaw=0.0)
   verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
   light = lighting.make_light(colour=(0.5, 0.5, 0.5), ambient=(0.6, 0.6, 0.6))
-  photo = pipeline.render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(albedo),
+  photo = _render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(albedo),
                           cam, light, height=2 * canvas, width=2 * canvas).image
   base = jnp.full((t, t, 3), 0.5) * jnp.array([[[0.8, 1.1, 0.8]]])  # a grey-green base texture
   lay = detail.detail_layout(ict_model, t)

@@ -15,6 +15,7 @@ from absl import app, flags
 
 from ganfit_jax import assets
 from ganfit_jax.convert import build, identity_nets
+from ganfit_jax.files import atomic_path
 from ganfit_jax.nets import identity
 
 FLAGS = flags.FLAGS
@@ -38,9 +39,8 @@ def main(argv):
       if not os.path.exists(src):
         raise FileNotFoundError(f"--onnx={src} does not exist")
       variables = identity_nets.sface_from_onnx(src)
-      partial = out + ".partial"
-      identity.save_variables(partial, variables, "sface")
-      os.replace(partial, out)
+      with atomic_path(out) as tmp:
+        identity.save_variables(tmp, variables, "sface")
   except (ValueError, OSError, assets.AssetError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

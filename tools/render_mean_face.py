@@ -6,13 +6,13 @@
 import os
 import sys
 
-import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
 from ganfit_jax import assets, camera, morphable
+from ganfit_jax.outputs import images
 from ganfit_jax.render import default_light, render_model
 
 FLAGS = flags.FLAGS
@@ -37,9 +37,8 @@ def main(argv):
     out = jax.jit(lambda c: render_model(model, jnp.zeros(n[0]), jnp.zeros(n[1]), tex, c, default_light(),
                                          height=FLAGS.size, width=FLAGS.size, specular=0.1))(cam)
     views.append(np.asarray(out.image))
-  img = (np.clip(np.concatenate(views, 1), 0, 1) * 255).astype(np.uint8)[..., ::-1]
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  cv2.imwrite(FLAGS.out, img)
+  images.write_png(FLAGS.out, np.concatenate(views, 1))
   print(f"wrote {FLAGS.out}")
   return 0
 

@@ -24,16 +24,14 @@ flags.DEFINE_string("out", "docs/images/gan_samples.png", "Output PNG.")
 
 def main(argv):
   del argv
-  import cv2
   from ganfit_jax.texture import gan_train
   tm = models.load(FLAGS.model)
   z = tm.sample_latent(jax.random.PRNGKey(FLAGS.seed), (FLAGS.n,))
   tex = np.asarray(jax.jit(tm.decode)(z)) * tm.chart[None, ..., None]
   sheet = gan_train.sample_grid(tex, cols=8, size=tm.resolution)
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  tmp = FLAGS.out + ".partial.png"
-  cv2.imwrite(tmp, sheet[..., ::-1])
-  os.replace(tmp, FLAGS.out)
+  from ganfit_jax.outputs import images
+  images.write_png(FLAGS.out, sheet)
   print(f"wrote {FLAGS.out}: {FLAGS.n} samples of {tm.kind} ({tm.latent_dim}-d latent, {tm.resolution}px)")
   return 0
 

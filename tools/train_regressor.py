@@ -18,7 +18,6 @@ from absl import app, flags
 from ml_collections import config_flags
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", os.path.join(ROOT, "configs", "train_regressor.py"), "Training config.")
@@ -67,7 +66,7 @@ def main(argv):
     print("error: --config: batch_size must be >= 1 and stage steps >= 0", file=sys.stderr)
     return 2
   from tqdm import tqdm
-  from configs.fit import get_config as fit_config
+  from ganfit_jax.configs.fit import get_config as fit_config
   from ganfit_jax import assets, objective, regressor
   from ganfit_jax import scene as scene_lib
   from ganfit_jax.data import lfw
@@ -88,7 +87,8 @@ def main(argv):
     print("error: no DevTrain photo with a detected face", file=sys.stderr)
     return 2
   bar = tqdm(total=len(paths), desc="targets", unit="photo")
-  data = regressor.prepare_photos(sc, paths, lms, progress=lambda i, n: bar.update(i - bar.n))
+  data = regressor.prepare_photos(sc, paths, lms, jaw_weight=float(fc.jaw_weight),
+                                  progress=lambda i, n: bar.update(i - bar.n))
   bar.close()
   stages = [dict(name=name, steps=int(cfg.stages[name].steps), lr_scale=float(cfg.stages[name].lr_scale),
                  weights=objective.LossWeights.create(**dict(fc.stages[name].weights)))

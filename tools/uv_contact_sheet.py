@@ -41,7 +41,6 @@ def tint(tex: np.ndarray, status: np.ndarray) -> np.ndarray:
 
 def main(argv):
   del argv
-  import cv2
   try:
     data = uv_dataset.load_split(FLAGS.data, FLAGS.split)
   except FileNotFoundError as e:
@@ -54,9 +53,8 @@ def main(argv):
     tex = np.stack([tint(t, s) for t, s in zip(tex, data["status"][idx])])
   sheet = grid(tex, int(np.ceil(np.sqrt(len(idx)))))
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-  tmp = FLAGS.out + ".partial.png"
-  cv2.imwrite(tmp, sheet[..., ::-1])
-  os.replace(tmp, FLAGS.out)
+  from ganfit_jax.outputs import images
+  images.write_png(FLAGS.out, sheet)
   print(f"wrote {FLAGS.out} ({len(idx)} maps of {len(data['files'])} in {FLAGS.data} {FLAGS.split})")
   return 0
 

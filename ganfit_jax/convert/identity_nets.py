@@ -20,6 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from ganfit_jax.nets.iresnet import LAYERS
+from ganfit_jax.files import atomic_path
 
 Array = np.ndarray
 
@@ -29,7 +30,7 @@ def _conv(w: Array) -> Dict[str, Array]:
 
 
 def _bn(weight, bias, mean, var) -> Tuple[Dict[str, Array], Dict[str, Array]]:
-  f = lambda a: np.asarray(a, np.float32).reshape(-1)
+  f = lambda a: np.asarray(a, np.float32).reshape(-1)  # noqa: E731
   return {"scale": f(weight), "bias": f(bias)}, {"mean": f(mean), "var": f(var)}
 
 
@@ -293,7 +294,6 @@ def load_torch_state_dict(path: str) -> Dict[str, Array]:
 
 def convert_arcface_file(src: str, out: str) -> str:
   """Converts an IResNet ``.pth`` or ``.onnx`` into a Flax ``.npz`` at ``out``; returns the arch name."""
-  import os
   from ganfit_jax.nets import identity
   if src.endswith(".onnx"):
     arch, layers, variables = arcface_from_onnx(src)
@@ -301,7 +301,6 @@ def convert_arcface_file(src: str, out: str) -> str:
     arch, layers, variables = arcface_from_state_dict(load_torch_state_dict(src))
   if not arch:
     raise ValueError(f"block counts {layers} match no known IResNet (r18/r34/r50/r100)")
-  partial = out + ".partial"
-  identity.save_variables(partial, variables, "arcface", arch)
-  os.replace(partial, out)
+  with atomic_path(out) as tmp:
+    identity.save_variables(tmp, variables, "arcface", arch)
   return arch

@@ -42,6 +42,7 @@ from ganfit_jax.data import lfw
 from ganfit_jax.face import align, image_io
 from ganfit_jax.texture import layout
 from ganfit_jax.texture import unwrap as uw
+from ganfit_jax.files import atomic_path, atomic_write
 
 SPLITS = ("train", "heldout")
 
@@ -164,7 +165,7 @@ def build_shard(builder: Builder, lfw_root: str, items: List[dict]) -> dict:
         rec["reason"] = ""
         textures.append(image_io.to_uint8(tex))
         statuses.append(status)
-        confs.append(np.clip(conf * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        confs.append(image_io.to_uint8(conf))
         files.append(it["file"])
   t = cfg.resolution
   return dict(texture=np.stack(textures) if textures else np.zeros((0, t, t, 3), np.uint8),
@@ -194,10 +195,8 @@ def build(lfw_root: str, faces: Dict[str, list], out_dir: str, model, cfg,
         builder = Builder(model, cfg)
       ts = time.time()
       arrays = build_shard(builder, lfw_root, items)
-      tmp = path + ".partial"
-      with open(tmp, "wb") as f:
+      with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
-      os.replace(tmp, path)
       log(f"  {_shard_name(split, k)}: kept {len(arrays['files'])}/{len(items)} in {time.time() - ts:.1f} s")
     if progress:
       progress(i + 1, len(jobs))
@@ -208,10 +207,7 @@ def build(lfw_root: str, faces: Dict[str, list], out_dir: str, model, cfg,
       for r in json.loads(str(z["records"])):
         r["shard"] = _shard_name(split, k)
         records.append(r)
-  with open(os.path.join(out_dir, "manifest.jsonl.partial"), "w") as f:
-    for r in records:
-      f.write(json.dumps(r) + "\n")
-  os.replace(os.path.join(out_dir, "manifest.jsonl.partial"), os.path.join(out_dir, "manifest.jsonl"))
+  atomic_write(os.path.join(out_dir, "manifest.jsonl"), "".join(json.dumps(r) + "\n" for r in records))
   summary = {"config": cfg.to_dict(), "seconds_this_run": round(time.time() - t0, 1), "splits": {}}
   for split in SPLITS:
     rs = [r for r in records if r["split"] == split]
@@ -371,9 +367,8 @@ def pack(data_dir: str, out_dir: str, split: str = "train", quality: int = 90,
       blobs.append(b.reshape(-1))
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
     dst = os.path.join(out_dir, os.path.basename(p))
-    with open(dst + ".partial", "wb") as f:
+    with atomic_path(dst) as tmp, open(tmp, "wb") as f:
       np.savez(f, texture_webp=np.concatenate(blobs), texture_offsets=offsets, chart=the_chart, files=files)
-    os.replace(dst + ".partial", dst)
     n += len(tex)
     nbytes += os.path.getsize(dst)
     log(f"{os.path.basename(p)}: {len(tex)} maps, {os.path.getsize(dst) / 2**20:.1f} MiB")

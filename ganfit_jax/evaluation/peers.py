@@ -91,7 +91,7 @@ class DDFA:
     """(120, 120, 3) uint8 BGR crop and its ROI."""
     import cv2
     from ganfit_jax.face import image_io
-    u8 = image_io.to_uint8(np.asarray(photo)) if np.asarray(photo).dtype != np.uint8 else np.asarray(photo)
+    u8 = image_io.to_uint8(photo)
     roi = roi_from_landmarks(landmarks68)
     img = cv2.resize(crop(u8, roi), (self.size, self.size), interpolation=cv2.INTER_LINEAR)
     return img[..., ::-1].copy(), roi

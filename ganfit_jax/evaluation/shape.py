@@ -25,6 +25,9 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ganfit_jax import geometry
+from ganfit_jax.geometry import umeyama  # noqa: F401  (part of this module's API: the alignment it uses)
+
 
 @dataclasses.dataclass(frozen=True)
 class Mesh:
@@ -53,12 +56,7 @@ class Mesh:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
   def vertex_normals(self) -> np.ndarray:
-    a, b, c = (self.vertices[self.triangles[:, k]] for k in range(3))
-    fn = np.cross(b - a, c - a)
-    n = np.zeros_like(self.vertices)
-    for k in range(3):
-      np.add.at(n, self.triangles[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    return geometry.vertex_normals(self.vertices, self.triangles)
 
   def cropped(self, keep: np.ndarray) -> "Mesh":
     """The vertices where ``keep`` (V,) holds, and the triangles whose corners all do."""
@@ -189,31 +187,6 @@ def closest_points(query: np.ndarray, mesh: Mesh) -> Closest:
 
 # --------------------------------------------------------------------------- #
 # Alignment.
-
-def umeyama(src: np.ndarray, dst: np.ndarray, scale: bool = True, weights=None) -> Tuple[float, np.ndarray, np.ndarray]:
-  """Least-squares (s, R, t) with ``dst ~ s R src + t`` (Umeyama 1991; no reflection).
-
-  Args:
-    src, dst: (N, 3) corresponding points, N >= 3.
-    scale: False fixes s = 1 (rigid).
-    weights: optional (N,) non-negative weights.
-  """
-  src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-  if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3 or len(src) < 3:
-    raise ValueError(f"umeyama needs two (N, 3) arrays with N >= 3, got {src.shape} and {dst.shape}")
-  w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
-  w = w / max(w.sum(), 1e-12)
-  mu_s, mu_d = w @ src, w @ dst
-  s0, d0 = src - mu_s, dst - mu_d
-  cov = (d0 * w[:, None]).T @ s0
-  u, sig, vt = np.linalg.svd(cov)
-  e = np.eye(3)
-  e[2, 2] = np.sign(np.linalg.det(u @ vt)) or 1.0
-  r = u @ e @ vt
-  var = (w * (s0 * s0).sum(1)).sum()
-  s = float(np.trace(np.diag(sig) @ e) / max(var, 1e-12)) if scale else 1.0
-  return s, r, mu_d - s * r @ mu_s
-
 
 def icp(pred: Mesh, scan: Mesh, scale: bool = True, iterations: int = 30, trim: float = 0.1,
         tol: float = 1e-6, max_points: int = 4000) -> Tuple[Mesh, Tuple[float, np.ndarray, np.ndarray]]:

@@ -37,25 +37,26 @@ class PreparedFace:
   detected: bool = False
 
 
-DETAIL_SCALE = 4  # the detail crop's side in canvas sides (224 -> 896 px)
+DETAIL_SCALE = 4  # the detail crop's side in canvas sides (224 -> 896 px); configs/fit.py: detail_scale
 
 
 def prepare(path: str, size: int = 224, select: Union[str, int] = "largest",
             min_face: int = MIN_FACE_PIXELS, landmarks=None, face_box=None,
-            detector: str = DEFAULT_DETECTOR) -> PreparedFace:
+            detector: str = DEFAULT_DETECTOR, detail_scale: int = DETAIL_SCALE) -> PreparedFace:
   """load -> detect -> pick one face -> 68 landmarks -> canvas crop. Raises FaceInputError subclasses.
 
   ``landmarks``: a landmark file (:func:`read_landmarks`: ``.pts``, ``.json``, ``.npy``) or a (68, 2) array
   in photo pixels: detection is skipped. ``face_box``: ``x,y,w,h`` (photo pixels): the detected face nearest
-  this box instead of ``select``. ``detector``: one of :data:`DETECTORS`.
+  this box instead of ``select``. ``detector``: one of :data:`DETECTORS`. ``detail_scale``: the detail
+  crop's side in canvas sides (0: no detail crop).
   """
   return prepare_image(load_image(path), size, select, min_face, source=path, landmarks=landmarks,
-                       face_box=face_box, detector=detector)
+                       face_box=face_box, detector=detector, detail_scale=detail_scale)
 
 
 def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = "largest",
                   min_face: int = MIN_FACE_PIXELS, source: str = "image", landmarks=None,
-                  face_box=None, detector: str = DEFAULT_DETECTOR) -> PreparedFace:
+                  face_box=None, detector: str = DEFAULT_DETECTOR, detail_scale: int = DETAIL_SCALE) -> PreparedFace:
   """:func:`prepare` for an (H, W, 3) float RGB image already in memory."""
   if landmarks is not None:
     lm = read_landmarks(landmarks) if isinstance(landmarks, str) else np.asarray(landmarks, np.float32)
@@ -64,7 +65,7 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
     if np.asarray(lm).shape == (68, 2) and inside.mean() < 0.5:
       raise LandmarkFileError(f"the landmarks given for {source} lie mostly outside its {w}x{h} pixels; are they "
                               "for another photo or in another unit (they must be photo pixels)?")
-    return from_landmarks(image, lm, size, num_faces=1)
+    return from_landmarks(image, lm, size, num_faces=1, detail_scale=detail_scale)
   faces = detect_faces(image, detector=detector)
   if face_box is not None:
     face = face_near_box(image, faces, face_box)
@@ -75,20 +76,21 @@ def prepare_image(image: np.ndarray, size: int = 224, select: Union[str, int] = 
     if select == "all":
       raise ValueError("select='all' gives several faces: use prepare_faces")
     face = select_face(faces, select, min_face, source=source, image_shape=image.shape[:2])
-  return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1), detected=True)
+  return from_landmarks(image, face.landmarks, size, num_faces=max(len(faces), 1), detected=True,
+                        detail_scale=detail_scale)
 
 
 def prepare_faces(path: str, size: int = 224, min_face: int = MIN_FACE_PIXELS,
-                  detector: str = DEFAULT_DETECTOR) -> List[PreparedFace]:
+                  detector: str = DEFAULT_DETECTOR, detail_scale: int = DETAIL_SCALE) -> List[PreparedFace]:
   """Every face of a photo at least ``min_face`` wide (largest first), each prepared as :func:`prepare`."""
   image = load_image(path)
   faces = detect_faces(image, detector=detector)
-  return [from_landmarks(image, f.landmarks, size, num_faces=len(faces), detected=True)
+  return [from_landmarks(image, f.landmarks, size, num_faces=len(faces), detected=True, detail_scale=detail_scale)
           for f in select_face(faces, "all", min_face, source=path)]
 
 
 def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1,
-                   detected: bool = False) -> PreparedFace:
+                   detected: bool = False, detail_scale: int = DETAIL_SCALE) -> PreparedFace:
   """A :class:`PreparedFace` from an image and 68 landmarks found elsewhere (a cache, a dataset's files)."""
   landmarks68 = np.asarray(landmarks68, np.float32)
   if landmarks68.shape != (68, 2) or not np.all(np.isfinite(landmarks68)):
@@ -98,10 +100,10 @@ def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, 
   if image.ndim != 3 or image.shape[2] != 3:
     raise FaceInputError(f"image must be (H, W, 3) RGB, got shape {image.shape}; load it with face.load_image")
   canvas, lm, m = crop_to_canvas(image, landmarks68, size)
-  detail, _, _ = crop_to_canvas(image, landmarks68, size * DETAIL_SCALE)
+  detail = crop_to_canvas(image, landmarks68, size * int(detail_scale))[0] if detail_scale else None
   return PreparedFace(canvas=canvas, landmarks=lm, to_canvas=m, photo_landmarks=landmarks68,
-                      photo_shape=image.shape[:2], num_faces=num_faces, detail=image_io.to_uint8(detail),
-                      detected=detected)
+                      photo_shape=image.shape[:2], num_faces=num_faces,
+                      detail=None if detail is None else image_io.to_uint8(detail), detected=detected)
 
 
 __all__ = ["ARCFACE_112", "align_112", "apply_affine", "arcface_transform", "canvas_template", "crop_to_canvas",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ganfit_jax import geometry
 from ganfit_jax.render import texture as texture_sampling
 
 # ArcFace / insightface 112x112 five-point template: eye centres (image-left eye first), nose tip, mouth corners.
@@ -27,15 +28,7 @@ def similarity_transform(src, dst) -> np.ndarray:
     raise ValueError(f"src and dst must both be (N, 2) with N >= 2, got {src.shape} and {dst.shape}")
   if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
     raise ValueError("similarity_transform: points contain NaN or infinity")
-  mu_s, mu_d = src.mean(0), dst.mean(0)
-  s0, d0 = src - mu_s, dst - mu_d
-  cov = d0.T @ s0 / len(src)
-  u, sig, vt = np.linalg.svd(cov)
-  sign = np.sign(np.linalg.det(u @ vt))
-  e = np.diag([1.0, sign])
-  r = u @ e @ vt
-  scale = np.trace(np.diag(sig) @ e) / (s0 ** 2).sum(1).mean()
-  t = mu_d - scale * r @ mu_s
+  scale, r, t = geometry.umeyama(src, dst)
   return np.concatenate([scale * r, t[:, None]], 1).astype(np.float32)
 
 

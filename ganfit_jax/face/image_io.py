@@ -68,8 +68,13 @@ def _to_rgb(im) -> np.ndarray:
   return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-  return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(image) -> np.ndarray:
+  """An image as uint8: float values in [0, 1] are clipped, scaled and rounded; uint8 passes through. The one
+  float -> 8-bit conversion of the project (pictures, textures, detector inputs)."""
+  a = np.asarray(image)
+  if a.dtype == np.uint8:
+    return a
+  return (np.clip(a.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def downscale_for_detection(image: np.ndarray, max_side: int) -> Tuple[np.ndarray, float]:

@@ -35,6 +35,7 @@ class Item:
   landmarks: Optional[str] = None
   face_box: Optional[str] = None
   out: str = ""
+  face: Optional[int] = None  # which face of the photo (0 = the largest); None: the job's selection
 
 
 def from_dir(folder: str) -> List[Item]:
@@ -108,23 +109,59 @@ def from_list(list_path: str) -> List[Item]:
   return with_outputs(items)
 
 
+def from_photos(paths: List[str], *, shared_identity: bool, landmarks: Optional[str] = None,
+                face_box: Optional[str] = None) -> List[Item]:
+  """The items of ``--image`` (one path: its result is ``--out`` itself) or ``--images`` (several photos of one
+  person, ``shared_identity``: each into ``<out>/<photo name>``, the shared face into ``<out>/identity``; a photo
+  named ``identity`` gets ``identity_photo``). ``landmarks`` / ``face_box`` apply to a single photo."""
+  if not paths:
+    raise JobInputError("no photos given")
+  if (landmarks or face_box) and len(paths) != 1:
+    raise JobInputError("--landmarks and --face_box apply to one photo (--image)")
+  if not shared_identity:
+    if len(paths) != 1:
+      raise JobInputError("several photos without a shared identity: use --input_dir or --input_list")
+    return [Item(key=os.path.basename(paths[0]) or paths[0], path=paths[0], landmarks=landmarks,
+                 face_box=face_box, out="")]
+  keys: Dict[str, int] = {}
+  items = []
+  for p in paths:
+    k = os.path.basename(p) or p
+    keys[k] = keys.get(k, 0) + 1
+    items.append(Item(key=k if keys[k] == 1 else f"{k}#{keys[k]}", path=p, person=PHOTOS_PERSON))
+  return with_outputs(items, person_folders=False)
+
+
+def from_faces(path: str, count: int) -> List[Item]:
+  """``--face=all``: the photo once per face (``count`` faces, largest first), into ``<out>/face_K``."""
+  name = os.path.basename(path) or path
+  return [Item(key=f"{name}#face_{k}", path=path, face=k, out=f"face_{k}") for k in range(count)]
+
+
+# the person of --images' photos (one shared identity; their folders sit directly in --out)
+PHOTOS_PERSON = "photos"
+
+
 def _safe(name: str) -> str:
   name = "".join(c if (c.isalnum() or c in "-_.") else "_" for c in name).strip(".")
   return name or "x"
 
 
-def with_outputs(items: List[Item]) -> List[Item]:
+def with_outputs(items: List[Item], person_folders: bool = True) -> List[Item]:
   """Gives every item its output folder: the key without extension (sub-folders kept; an absolute path or
-  one leaving the list's folder: the file name alone); photos of a ``person`` go to ``<person>/<name>``; a
-  name two items would share gets its extension and a short hash of its key appended."""
+  one leaving the list's folder: the file name alone); photos of a ``person`` go to ``<person>/<name>``
+  (``<name>`` alone without ``person_folders``), never to ``identity`` (the shared face's folder beside them:
+  a photo named so gets ``identity_photo``); a name two items would share gets its extension and a short hash
+  of its key appended."""
   def base(it):
-    parts = os.path.splitext(it.key)[0].split("/")
+    parts = os.path.splitext(it.key.split("#")[0] if it.person == PHOTOS_PERSON else it.key)[0].split("/")
     if it.key.startswith("/") or ".." in parts:  # a list's absolute or outside path: its file name alone
       parts = parts[-1:]
     parts = [_safe(x) for x in parts if x not in ("", ".")]
     if it.person is not None:
       name = parts[-1] if parts else "photo"
-      parts = [_safe(it.person), "identity_photo" if name == "identity" else name]  # identity/: the shared face
+      name = "identity_photo" if name == "identity" else name  # identity/: the shared face
+      parts = [_safe(it.person), name] if person_folders else [name]
     return "/".join(parts) or "photo"
 
   counts: Dict[str, int] = {}
@@ -161,5 +198,6 @@ def share(items: List[Item], process_id: int, num_processes: int) -> List[Item]:
   return [it for it in items if owner(it, num_processes) == process_id]
 
 
-__all__ = ["IMAGE_EXTS", "LIST_COLUMNS", "JobInputError", "Item", "from_dir", "from_list", "with_outputs",
+__all__ = ["IMAGE_EXTS", "LIST_COLUMNS", "JobInputError", "Item", "from_dir", "from_list", "from_photos", "from_faces",
+           "PHOTOS_PERSON", "with_outputs",
            "owner", "seed", "share"]

@@ -15,6 +15,7 @@ import io
 import json
 import os
 from typing import Dict, Iterable, List, Optional
+from ganfit_jax.files import atomic_write
 
 DONE, FAILED = "done", "failed"
 # why a photo failed: 'input' (the photo or its landmark file cannot be used: not retried unless asked)
@@ -52,11 +53,15 @@ def read(out_dir: str) -> Dict[str, dict]:
 
 
 class Manifest:
-  """This process's manifest in ``out_dir`` (opened for appending; a torn last line is cut first)."""
+  """This process's manifest in ``out_dir``, opened for appending at the first :meth:`append` (a job that
+  fails before its first result writes nothing); a torn last line is cut first."""
 
   def __init__(self, out_dir: str, process_id: int = 0, num_processes: int = 1):
     self.path = os.path.join(out_dir, manifest_name(process_id, num_processes))
-    os.makedirs(out_dir, exist_ok=True)
+    self._fd = None
+
+  def _open(self) -> None:
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
     if os.path.exists(self.path):
       with open(self.path, "rb+") as f:
         data = f.read()
@@ -70,6 +75,8 @@ class Manifest:
     data = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records).encode("utf-8")
     if not data:
       return
+    if self._fd is None:
+      self._open()
     n = os.write(self._fd, data)
     if n != len(data):  # a short write (disk full): cut it back, so no half line stays
       os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_END) - n)
@@ -108,10 +115,7 @@ def write_summary(out_dir: str, records: Dict[str, dict]) -> str:
     r = records[k]
     w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in SUMMARY_COLUMNS})
   path = os.path.join(out_dir, "summary.csv")
-  tmp = f"{path}.partial{os.getpid()}"
-  with open(tmp, "w", newline="") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, path)
+  atomic_write(path, buf.getvalue())
   from ganfit_jax.outputs import page
   page.write_listing(out_dir, [dict(records[k], out=records[k].get("output")) for k in sorted(records)])
   return path

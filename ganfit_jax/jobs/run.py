@@ -1,7 +1,13 @@
-"""The dataset job: stream -> fit (sharded over local devices) -> atomic output folders -> manifest lines.
+"""The job loop behind every input path: stream -> fit (sharded over local devices) -> atomic output folders
+-> manifest lines.
 
   items = inputs.share(inputs.from_dir("photos"), process_id, num_processes)
   summary = run.run(Reconstructor(cfg), items, "out/", batch_size=8, mesh=run.local_mesh())
+
+``--input_dir`` / ``--input_list`` (datasets) and ``--image`` / ``--images`` (a photo, one person's photos;
+``strict``: a bad input is an error, nothing is written) all come here as :class:`ganfit_jax.jobs.inputs.Item`
+s: one naming scheme, one person-group flow (a person's photos fitted together, their shared face written to
+``identity/`` beside them), one summary (``manifest.jsonl`` + ``summary.csv`` + ``index.html``).
 
 Resumable: photos whose manifest line says ``done`` are skipped; a photo that failed for a bad input is
 skipped unless ``retry_failed``; anything else (never finished, a crash) is fitted again. Every result
@@ -19,7 +25,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -79,10 +85,12 @@ def _record(item: inputs.Item, status: str, **kw) -> dict:
   return rec
 
 
-def _done_record(item: inputs.Item, report: dict, seconds: float) -> dict:
-  lm = report.get("final_loss_terms", {}).get("landmark_rmse_px")
-  return _record(item, manifest.DONE, identity_cosine=report.get("identity_cosine_photo_vs_render"),
-                 landmark_rmse_px=None if lm is None else round(float(lm), 3), fit_seconds=round(seconds, 3))
+def _done_record(item: inputs.Item, report, seconds: float) -> dict:
+  """The manifest line of a written result (``report``: its :class:`ganfit_jax.outputs.report.Report`)."""
+  lm = report.landmark_rmse_px
+  return _record(item, manifest.DONE, identity_cosine=report.identity_cosine_photo_vs_render,
+                 landmark_rmse_px=None if lm is None else round(lm, 3), fit_seconds=round(seconds, 3),
+                 faces_detected=report.faces_detected)
 
 
 class _Bar:
@@ -113,8 +121,10 @@ class _Bar:
 def run(rec, items: List[inputs.Item], out_dir: str, *, batch_size: int, mesh=None, process_id: int = 0,
         num_processes: int = 1, retry_failed: bool = False, refit: bool = False, workers: int = 2,
         prefetch: Optional[int] = None, select="largest", progress: bool = True,
-        summary_every_s: float = 30.0) -> Dict[str, int]:
-  """Fits this process's ``items`` into ``out_dir``; returns counts (done, failed, skipped).
+        summary_every_s: float = 30.0, book: bool = True, strict: bool = False,
+        fit_progress: Optional[Callable[[str], Callable]] = None) -> Dict[str, object]:
+  """Fits this process's ``items`` into ``out_dir``; returns counts (done, failed, skipped) and ``records``
+  (this run's manifest records, in order).
 
   Args:
     rec: a :class:`ganfit_jax.reconstruct.Reconstructor`.
@@ -126,16 +136,23 @@ def run(rec, items: List[inputs.Item], out_dir: str, *, batch_size: int, mesh=No
     workers, prefetch: host threads loading and detecting, and how many photos they may run ahead
       (default 2 batches).
     select: which face when several are detected and no ``face_box`` is given.
+    progress: a photo progress bar.
     summary_every_s: summary.csv is rewritten at most this often (and at the end).
+    book: keep ``manifest.jsonl``, ``summary.csv`` and ``index.html`` in ``out_dir`` (False for one photo
+      whose result folder is ``out_dir`` itself).
+    strict: every item is prepared before anything is written, and the first bad input or failed fit raises
+      (``--image`` / ``--images``); otherwise they are recorded and the job goes on (datasets).
+    fit_progress: ``fit_progress(description)`` makes the fit's step-progress callback of a unit.
   """
   if int(batch_size) != batch_size or batch_size < 1:
     raise ValueError(f"batch_size={batch_size} must be an integer >= 1 (--config.batch_size)")
   if num_processes < 1 or not 0 <= process_id < num_processes:
     raise ValueError(f"process_id={process_id} must be in 0..{num_processes - 1}")
-  tmp_root = os.path.join(out_dir, f".partial-p{process_id}")  # what a kill of this process leaves
-  shutil.rmtree(tmp_root, ignore_errors=True)
-  book = manifest.Manifest(out_dir, process_id, num_processes)
-  records = manifest.read(out_dir)
+  tmp_root = os.path.join(out_dir, f".partial-p{process_id}") if book else None  # what a kill leaves
+  if tmp_root:
+    shutil.rmtree(tmp_root, ignore_errors=True)
+  book_ = manifest.Manifest(out_dir, process_id, num_processes) if book else None
+  records = manifest.read(out_dir) if book and not refit else {}
   run_it = lambda it: refit or manifest.should_run(records.get(it.key), retry_failed)  # noqa: E731
   # a person's photos share one fit: if any of them runs, all of them do (but not its bad inputs)
   people = {it.person for it in items if it.person is not None and run_it(it)}
@@ -149,48 +166,60 @@ def run(rec, items: List[inputs.Item], out_dir: str, *, batch_size: int, mesh=No
       sizes[it.person] = sizes.get(it.person, 0) + 1
 
   def prepare(it: inputs.Item):
-    return rec.prepare(it.path, select=select, landmarks=it.landmarks, face_box=it.face_box)
+    return rec.prepare(it.path, select=select if it.face is None else it.face, landmarks=it.landmarks,
+                       face_box=it.face_box)
 
-  counts = dict(done=0, failed=0, skipped=len(items) - len(todo))
+  counts: Dict[str, object] = dict(done=0, failed=0, skipped=len(items) - len(todo), records=[])
   bar = _Bar(len(todo), f"process {process_id}" if num_processes > 1 else "photos", progress)
   last_summary = time.monotonic()
 
   def finish(pairs):
     """Records a unit's outcomes: one manifest write for all of them."""
-    book.append(*[record for _, record in pairs])
+    if book_ is not None:
+      book_.append(*[record for _, record in pairs])
     for item, record in pairs:
       _count(item, record)
 
   def _count(item, record):
     records[item.key] = record
+    counts["records"].append(record)
     counts["done" if record["status"] == manifest.DONE else "failed"] += 1
     if record["status"] != manifest.DONE and counts["failed"] <= MAX_FAILURES_SHOWN:
       bar.write(f"failed {item.key} ({record['failure']}): {record['reason']}")
       if counts["failed"] == MAX_FAILURES_SHOWN:
-        bar.write(f"(further failures are not shown; see {book.path} or summary.csv)")
+        bar.write(f"(further failures are not shown; see {book_.path} or summary.csv)")
 
   try:
-    prepared = stream.prepare_all(todo, prepare, workers=workers, prefetch=prefetch or 2 * batch)
+    if strict:  # every photo prepared first: a bad input raises before anything is written
+      prepared = [(it, prepare(it)) for it in todo]
+    else:
+      prepared = stream.prepare_all(todo, prepare, workers=workers, prefetch=prefetch or 2 * batch)
     for unit in stream.units(prepared, batch, sizes):
       outcomes = [(item, _record(item, manifest.FAILED, failure=fail.kind, reason=fail.reason))
                   for item, fail in unit.failed]
       if unit.photos:
-        outcomes += _fit_unit(rec, unit, batch, mesh, devices, out_dir, tmp_root)
+        what = f"{len(unit.photos)} photos" if len(unit.photos) > 1 else "fit"
+        outcomes += _fit_unit(rec, unit, batch, mesh, devices, out_dir, tmp_root, strict,
+                              fit_progress(what) if fit_progress else None)
       finish(outcomes)
       bar.update(len(unit.photos) + len(unit.failed), counts["done"], counts["failed"])
-      if time.monotonic() - last_summary > summary_every_s:
+      if book and time.monotonic() - last_summary > summary_every_s:
         manifest.write_summary(out_dir, records)
         last_summary = time.monotonic()
   finally:
     bar.close()
-    book.close()
-  shutil.rmtree(tmp_root, ignore_errors=True)
-  manifest.write_summary(out_dir, manifest.read(out_dir))
+    if book_ is not None:
+      book_.close()
+  if tmp_root:
+    shutil.rmtree(tmp_root, ignore_errors=True)
+  if book and os.path.isdir(out_dir):
+    manifest.write_summary(out_dir, manifest.read(out_dir))
   return counts
 
 
-def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: str, tmp_root: str) -> list:
-  """Fits and writes one unit; returns its (item, manifest record) pairs."""
+def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: str, tmp_root: Optional[str],
+              strict: bool = False, fit_progress=None) -> list:
+  """Fits and writes one unit; returns its (item, manifest record) pairs (``strict``: errors raise)."""
   items = [it for it, _ in unit.photos]
   faces = [p for _, p in unit.photos]
   t0 = time.perf_counter()
@@ -200,24 +229,32 @@ def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: s
       pad = batch - len(faces)  # a fixed batch: one compiled program for every batch of the job
       keys = [inputs.seed(it) for it in items]
       results = rec.fit(faces + [faces[0]] * pad, [it.path for it in items] + [items[0].path] * pad,
-                        mesh=mesh, photo_keys=keys + keys[:1] * pad)[:len(faces)]
+                        mesh=mesh, photo_keys=keys + keys[:1] * pad, progress=fit_progress)[:len(faces)]
     else:
       group_mesh = mesh if (mesh is not None and len(faces) % devices == 0) else None
-      results = rec.fit(faces, [it.path for it in items], shared_identity=True, mesh=group_mesh)
+      results = rec.fit(faces, [it.path for it in items], shared_identity=True, mesh=group_mesh,
+                        progress=fit_progress)
   except Exception as e:  # noqa: BLE001  (a failed fit is recorded and retried by the next run)
+    if strict:
+      raise
     return [(it, _record(it, manifest.FAILED, failure=manifest.ERROR, reason=f"fit: {type(e).__name__}: {e}"))
             for it in items]
   seconds = (time.perf_counter() - t0) / len(items)
   out = []
   for it, r in zip(items, results):
     try:
-      out.append((it, _done_record(it, rec.write(r, os.path.join(out_dir, it.out), tmp_root=tmp_root), seconds)))
+      dest = os.path.join(out_dir, it.out) if it.out else out_dir
+      out.append((it, _done_record(it, rec.write(r, dest, tmp_root=tmp_root), seconds)))
     except OSError as e:
+      if strict:
+        raise
       out.append((it, _record(it, manifest.FAILED, failure=manifest.ERROR, reason=f"write: {e}")))
   if unit.person is not None and results:
-    try:  # the shared neutral identity (+ the first photo's pose), as --images writes it
+    try:  # the shared neutral identity (+ the first photo's pose), beside the person's photos
       rec.write(results[0], os.path.join(out_dir, os.path.dirname(items[0].out), "identity"), tmp_root=tmp_root)
     except OSError as e:
+      if strict:
+        raise
       print(f"warning: identity of {unit.person} not written: {e}", file=sys.stderr)
   return out
 

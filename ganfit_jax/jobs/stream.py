@@ -63,7 +63,7 @@ def prepare_all(items: Iterable[Item], prepare: Callable[[Item], face.PreparedFa
 @functools.lru_cache(maxsize=None)
 def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
   """One pool per worker count for the process: its threads keep their detector models (loaded once per
-  thread, ~1 s each) across jobs."""
+  thread) across jobs."""
   return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ganfit-prepare")
 
 

@@ -64,8 +64,10 @@ def make_module(net: str, arch: str = "") -> nn.Module:
   if net == "sface":
     return SFace()
   if net == "arcface":
-    if arch and "-" in arch:  # explicit blocks per stage, e.g. '1-1-1-1' (small networks for tests)
-      return IResNet(layers=tuple(int(n) for n in arch.split("-")))
+    if arch and "-" in arch:  # explicit blocks per stage, e.g. '1-1-1-1', and a width: '1-1-1-1w8' (tests)
+      blocks, _, width = arch.partition("w")
+      return IResNet(layers=tuple(int(n) for n in blocks.split("-")), width=int(width or 64),
+                     num_features=8 * int(width or 64) if width else 512)
     return IResNet(arch=arch or "r50")
   raise ValueError(f"unknown identity network {net!r}; known: 'sface', 'arcface'")
 
@@ -100,7 +102,7 @@ def load_variables(path: str) -> Tuple[str, str, Any]:
 @functools.lru_cache(maxsize=4)
 def load(name_or_path: str = "sface") -> IdentityNet:
   """Loads an identity network: an asset name ('sface') or a converted ``.npz`` path."""
-  path = assets.path(name_or_path) if name_or_path in assets.ASSETS else name_or_path
+  path = assets.resolve(name_or_path)
   try:
     net, arch, variables = load_variables(path)
   except FileNotFoundError as e:
@@ -130,8 +132,7 @@ def judge_embedding(image: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
   """
   import dlib
   from ganfit_jax.face import image_io
-  u8 = np.ascontiguousarray(image_io.to_uint8(np.asarray(image)) if np.asarray(image).dtype != np.uint8
-                            else np.asarray(image))
+  u8 = np.ascontiguousarray(image_io.to_uint8(image))
   lm = np.asarray(landmarks68, np.float64) - 0.5
   x0, y0 = lm.min(0)
   x1, y1 = lm.max(0)

@@ -64,6 +64,7 @@ class IResNet(nn.Module):
   num_features: int = 512
   normalize: bool = True
   layers: Sequence[int] | None = None
+  width: int = 64  # planes of the stem and first stage (x2 per stage); 64 in every published IResNet
 
   @nn.compact
   def __call__(self, x):
@@ -73,12 +74,13 @@ class IResNet(nn.Module):
       x = (x * 255.0 - 127.5) / 127.5
     layers = tuple(self.layers) if self.layers is not None else LAYERS[self.arch]
     feats = {}
-    x = _conv3x3(64, 1, "conv1")(x)
+    w = self.width
+    x = _conv3x3(w, 1, "conv1")(x)
     x = batch_norm(_EPS, "bn1")(x)
     x = PReLU(name="prelu")(x)
     feats["stem"] = x
-    inplanes = 64
-    for s, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+    inplanes = w
+    for s, (planes, n) in enumerate(zip((w, 2 * w, 4 * w, 8 * w), layers)):
       for b in range(n):
         stride = 2 if b == 0 else 1
         down = b == 0 and (stride != 1 or inplanes != planes)

@@ -45,7 +45,7 @@ def depthwise_conv(x, w, stride: int):
   """Depthwise k x k convolution, 'same' padding k // 2: x (B, H, W, C), w (k, k, C) -> (B, H', W', C).
 
   Written as k*k shifted, per-channel scaled copies, with a hand-written VJP in the same form
-  (autodiff of the strided slices pads every copy to the full input: ~20x the forward's cost).
+  (autodiff of the strided slices pads every copy to the full input, many times the forward's cost).
   """
   k = w.shape[0]
   p = k // 2
@@ -84,9 +84,9 @@ class DepthwiseConv(nn.Module):
   """Depthwise k x k convolution (no bias): :func:`depthwise_conv`.
 
   Same parameters as ``nn.Conv(C, (k, k), feature_group_count=C, use_bias=False)`` (kernel (k, k, 1, C)),
-  same result, but XLA's CPU backend runs grouped convolutions 10-30x slower than the shifted-sum form
-  (56x56x128: forward 16.9 ms -> 0.6 ms); the hand-written VJP takes the input gradient of a
-  112x112x32 layer from 18.1 to ~1 ms (``benchmarks/identity.py --layers``).
+  same result, but XLA's CPU backend runs grouped convolutions an order of magnitude slower than the
+  shifted-sum form, and the hand-written VJP avoids autodiff's padded copies (``benchmarks/identity.py
+  --layers``; the numbers are in WORKSPACE.md, "Identity networks").
   """
   kernel_size: int = 3
   stride: int = 1

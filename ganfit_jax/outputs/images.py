@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Sequence
 
 import numpy as np
 
-from ganfit_jax.outputs.files import atomic_write
-
-
-def to_uint8(image01) -> np.ndarray:
-  return (np.clip(np.asarray(image01, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+from ganfit_jax.face.image_io import to_uint8
+from ganfit_jax.files import atomic_write
 
 
 def encode_png(image01) -> bytes:
-  """PNG bytes of an (H, W, 3) RGB image in [0, 1]."""
+  """PNG bytes of an (H, W, 3) RGB image (float in [0, 1], or uint8)."""
   import cv2
   ok, buf = cv2.imencode(".png", np.ascontiguousarray(to_uint8(image01)[..., ::-1]))
   if not ok:
@@ -29,8 +26,7 @@ def write_png(path: str, image01) -> None:
 def write_jpg(path: str, image, quality: int = 90) -> None:
   """JPEG of an (H, W, 3) RGB image (uint8, or float in [0, 1])."""
   import cv2
-  img = np.asarray(image)
-  img = img if img.dtype == np.uint8 else to_uint8(img)
+  img = to_uint8(image)
   ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
   if not ok:
     raise OSError("JPEG encoding failed")
@@ -57,12 +53,12 @@ def to_photo_frame(image01: np.ndarray, photo_to_image: np.ndarray, photo_shape,
                         borderValue=(background,) * 3)
 
 
-def convergence_plot(history: Dict[str, np.ndarray], stage_starts, width: int = 900) -> np.ndarray:
-  """One small log-scale panel per loss term over the steps (stage starts dashed); [0, 1] RGB."""
+def convergence_plot(history: Dict[str, np.ndarray], stage_starts, terms: Sequence[str],
+                     width: int = 900) -> np.ndarray:
+  """One small log-scale panel per name of ``terms`` present in ``history`` (term -> (steps,)), over the
+  steps, stage starts dashed; [0, 1] RGB."""
   import cv2
-  terms = [k for k in ("loss", "identity", "identity_hat", "content", "pixel", "landmark", "align",
-                       "reg_shape", "reg_expression", "reg_light", "reg_texture", "landmark_rmse_px")
-           if k in history]
+  terms = [k for k in terms if k in history]
   cols, ph = 3, 150
   pw = width // cols
   rows = -(-len(terms) // cols)

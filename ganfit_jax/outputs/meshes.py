@@ -15,7 +15,9 @@ from typing import Optional
 
 import numpy as np
 
-from ganfit_jax.outputs.files import atomic_write
+from ganfit_jax.face.image_io import to_uint8
+from ganfit_jax.geometry import vertex_normals
+from ganfit_jax.files import atomic_path, atomic_write
 from ganfit_jax.types import MorphableModel
 
 
@@ -62,17 +64,6 @@ def _unweld_pairs(model: MorphableModel):
   n = int(uvt.max()) + 1
   uniq, inv = np.unique(tri.astype(np.int64) * n + uvt, return_inverse=True)
   return uniq // n, uniq % n, inv.reshape(-1, 3).astype(np.uint32)
-
-
-def vertex_normals(verts, triangles) -> np.ndarray:
-  """Area-weighted unit vertex normals of a welded mesh (float64)."""
-  v = np.asarray(verts, np.float64)
-  tri = np.asarray(triangles)
-  fn = np.cross(v[tri[:, 1]] - v[tri[:, 0]], v[tri[:, 2]] - v[tri[:, 0]])
-  corners = tri.reshape(-1)
-  per_corner = np.repeat(fn, 3, axis=0)
-  nrm = np.stack([np.bincount(corners, per_corner[:, c], minlength=len(v)) for c in range(3)], 1)
-  return nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
 
 
 # Morph-target deltas below these are written as zero (sparse accessors): 10 micrometres, 0.001 in normals.
@@ -162,9 +153,8 @@ def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, 
       images=[g.Image(bufferView=i_img, mimeType="image/png")],
       accessors=acc, bufferViews=buf.views, buffers=[g.Buffer(byteLength=len(buf.data))])
   gltf.set_binary_blob(bytes(buf.data))
-  tmp = path + ".partial"
-  gltf.save_binary(tmp)
-  os.replace(tmp, path)
+  with atomic_path(path) as tmp:
+    gltf.save_binary(tmp)
   return dict(bytes=os.path.getsize(path), vertices=int(len(pos_m)), morph_targets=len(targets),
               sparse_fraction=round(float(np.mean(kept) / len(pos_m)), 4) if kept else None)
 
@@ -196,7 +186,7 @@ def vertex_colours(model: MorphableModel, texture01) -> tuple:
   mx = (uv[:, 0] * w - 0.5).astype(np.float32)[None]
   my = ((1.0 - uv[:, 1]) * h - 0.5).astype(np.float32)[None]
   rgb = cv2.remap(tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-  return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8), uv
+  return to_uint8(rgb), uv
 
 
 def write_ply(path: str, verts, model: MorphableModel, texture01) -> int:

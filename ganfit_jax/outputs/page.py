@@ -17,7 +17,7 @@ import os
 import zipfile
 from typing import Dict, List, Optional, Sequence
 
-from ganfit_jax.outputs.files import atomic_write
+from ganfit_jax.files import atomic_write
 
 VIEWER_DIR = "viewer"
 _OWN_JS = os.path.join(os.path.dirname(__file__), "viewer", "ganfit_viewer.js")
@@ -34,7 +34,8 @@ h1{font-size:1.3em;margin:0 0 .2em} .sub{color:#666;margin:0 0 1em;word-break:br
 #viewer{width:480px;height:480px;background:#808080;border:1px solid #ccc}
 #viewer-status{font-size:.85em;color:#555;max-width:480px;margin:.3em 0}
 .controls{min-width:320px} .slider{display:grid;grid-template-columns:11em 1fr 3em;gap:.4em;font-size:.85em;
-align-items:center} table{border-collapse:collapse;font-size:.9em} td{padding:.15em .6em;border-bottom:1px solid #e4e4e4}
+align-items:center} table{border-collapse:collapse;font-size:.9em}
+td{padding:.15em .6em;border-bottom:1px solid #e4e4e4}
 td:first-child{color:#555} .pics{display:flex;flex-wrap:wrap;gap:1em;margin-top:1.2em}
 figure{margin:0} figure img{max-width:360px;max-height:360px;border:1px solid #ccc;background:#fff}
 figcaption{font-size:.8em;color:#555} .wide img{max-width:900px;max-height:none}
@@ -112,7 +113,8 @@ def write_page(out_dir: str, report: dict, *, glb: Optional[str], target_names: 
   """
   have_js = bool(glb) and viewer and copy_viewer(out_dir)
   title = os.path.basename(report.get("source", "")) or "fit"
-  parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>{html.escape(title)} - ganfit_jax"
+  parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
+           f"<title>{html.escape(title)} - ganfit_jax"
            f"</title><style>{_STYLE}</style>"]
   if have_js:
     imports = {"three": f"./{VIEWER_DIR}/three.module.min.js", "three/addons/": f"./{VIEWER_DIR}/addons/"}
@@ -142,7 +144,8 @@ def write_page(out_dir: str, report: dict, *, glb: Optional[str], target_names: 
   for name, caption in pictures:
     if os.path.exists(os.path.join(out_dir, name)):
       cls = " class='wide'" if name in ("comparison.png", "convergence.png") else ""
-      parts.append(f"<figure{cls}><a href='{html.escape(name)}'><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
+      parts.append(f"<figure{cls}><a href='{html.escape(name)}'>"
+                   f"<img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
                    f"</a><figcaption>{html.escape(caption)}</figcaption></figure>")
   parts.append("</div><p class='sub'>files: " + " ".join(
       f"<a href='{html.escape(n)}'>{html.escape(n)}</a>" for n in sorted(os.listdir(out_dir))
@@ -170,7 +173,8 @@ def write_listing(out_dir: str, rows: Sequence[Dict[str, object]]) -> None:
   ``rows``: dicts with ``key`` (the photo), ``out`` (its folder relative to ``out_dir``, or empty), ``status``
   and optionally ``identity_cosine`` / ``landmark_rmse_px`` / ``reason``.
   """
-  lines = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'><title>ganfit_jax results</title>"
+  lines = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
+           f"<title>ganfit_jax results</title>"
            f"<style>{_STYLE} td img{{height:64px}}</style></head><body><h1>{len(rows)} photos</h1><table>"
            "<tr><td></td><td>photo</td><td>status</td><td>identity cosine</td><td>landmark RMSE px</td></tr>"]
   for r in rows:

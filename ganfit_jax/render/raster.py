@@ -15,7 +15,7 @@ The key written per covered sample packs a quantised depth (high bits) with
 the triangle id (low bits), so the minimum key is the nearest surface, and its
 low bits name the triangle. Per-triangle terms (vertices, orientation, scaled
 inverse depths) are precomputed as contiguous rows, which lets XLA vectorise
-the per-sample edge tests (3x faster on CPU than indexing the (F, 3, 2) array).
+the per-sample edge tests (faster on CPU than indexing the (F, 3, 2) array; WORKSPACE.md, "Renderer").
 
 Everything here runs under ``jax.lax.stop_gradient``; gradients flow through
 :func:`barycentrics`, which recomputes the pixel's barycentric coordinates
@@ -155,7 +155,7 @@ def rasterize(xy, depth, triangles, height: int, width: int, *, cull_backfaces: 
 
   # bucket each triangle onto the smallest window that holds it; skipped ones go last
   bucket = jnp.where(ok, jnp.searchsorted(jnp.asarray(ladder, jnp.float32), extent, side="left"), nl)
-  # a single-operand sort of (bucket, id) keys: ~4x cheaper than a stable argsort on CPU
+  # a single-operand sort of (bucket, id) keys: cheaper than a stable argsort on CPU
   # (keys are unique, so an unstable sort gives the same order, faster)
   sorted_keys = jax.lax.sort((bucket.astype(jnp.int32) << id_bits) | jnp.arange(f, dtype=jnp.int32),
                              is_stable=False)

@@ -77,9 +77,8 @@ def phong(albedo, normals, positions, light, eye, *, specular: float = 0.0, shin
 
   Returns:
     (H, W, 3) shaded colour. The diffuse part has a hand-written gradient
-    (autodiff of its 3-long per-pixel dot products and normalisations cost
-    ~2 ms more of a 224 px face render's ~28 ms forward+backward on CPU); the
-    specular part keeps autodiff. Zero-length normals or light directions
+    (autodiff of its 3-long per-pixel dot products and normalisations is
+    slower on CPU: WORKSPACE.md, "Renderer"); the specular part keeps autodiff. Zero-length normals or light directions
     shade with ambient light only, with finite gradients.
   """
   if albedo.shape[-1] != 3 or normals.shape != albedo.shape or positions.shape != albedo.shape:

@@ -2,11 +2,10 @@
 
 :func:`bilinear` samples an (H, W, C) image at pixel-index coordinates with
 ``dm_pix.flat_nd_linear_interpolate`` (one gather of the neighbours from the
-flattened channel; differentiable w.r.t. image and coordinates). Interleaved
-A/B on the 2-core CPU, 224 x 224 samples of a 128 x 128 x 3 texture,
-forward + backward: dm-pix 5.4-5.8 ms median against 7.4-7.6 ms for the
-hand-written single-gather sampler it replaced, gradients equal to 2e-6
-(``benchmarks/render.py --sampler``). Three call sites use it:
+flattened channel; differentiable w.r.t. image and coordinates). It replaced a
+hand-written single-gather sampler: faster forward + backward in an interleaved
+A/B, gradients equal to 2e-6 (``benchmarks/render.py --sampler``; numbers in
+WORKSPACE.md, "Renderer"). Three call sites use it:
 
 * :func:`sample`: UV textures in the renderer;
 * ``face.align.warp_affine``: the 112 x 112 identity crop (zero border);

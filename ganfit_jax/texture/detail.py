@@ -176,7 +176,7 @@ def photo_detail(photo, vertices, triangles, face_camera, face_light, base_textu
   wsum = jnp.maximum(jnp.sum(w), 1.0)
   mean_albedo = jnp.sum(albedo * w[..., None], (0, 1)) / wsum
   mean_base = jnp.sum(base_texture * w[..., None], (0, 1)) / wsum
-  luma = lambda x: jnp.mean(x, -1, keepdims=True)
+  luma = lambda x: jnp.mean(x, -1, keepdims=True)  # noqa: E731
   enough = jnp.sum(w) > 50.0
   gain = jnp.where(enough, jnp.clip(luma(mean_albedo) / jnp.maximum(luma(mean_base), 1e-3), 0.5, 2.0), 1.0)
   chroma = jnp.where(enough, mean_albedo / jnp.maximum(luma(mean_albedo), 1e-3), jnp.ones(3))

@@ -23,6 +23,8 @@ import numpy as np
 import optax
 
 from ganfit_jax.nets import progan
+from ganfit_jax.files import atomic_path
+from ganfit_jax.face import image_io
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,18 @@ def make_nets(cfg):
           progan.Discriminator(cfg.max_resolution, ch))
 
 
+_INITS: Dict[str, Callable] = {}
+
+
+def _compiled_init(module):
+  """``module.init`` compiled once per network configuration (a new ``jax.jit`` per call would trace again); keyed
+  by the module's description (its fields hold dicts: not hashable)."""
+  key = repr(module)
+  if key not in _INITS:
+    _INITS[key] = jax.jit(module.init)
+  return _INITS[key]
+
+
 def make_optimizers(cfg):
   adam = lambda: optax.adam(cfg.learning_rate, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=1e-8)  # noqa: E731
   return adam(), adam()
@@ -92,8 +106,8 @@ def init_state(cfg, key) -> Dict[str, Any]:
   gen, disc = make_nets(cfg)
   kg, kd, key = jax.random.split(key, 3)
   r = cfg.max_resolution
-  g_params = jax.jit(gen.init)(kg, jnp.zeros((1, cfg.latent_dim)))["params"]
-  d_params = jax.jit(disc.init)(kd, jnp.zeros((2, r, r, 3)))["params"]
+  g_params = _compiled_init(gen)(kg, jnp.zeros((1, cfg.latent_dim)))["params"]
+  d_params = _compiled_init(disc)(kd, jnp.zeros((2, r, r, 3)))["params"]
   g_opt, d_opt = make_optimizers(cfg)
   return dict(g=g_params, d=d_params, g_opt=g_opt.init(g_params), d_opt=d_opt.init(d_params),
               ema=jax.tree_util.tree_map(jnp.array, g_params), step=jnp.zeros((), jnp.int32),
@@ -197,11 +211,9 @@ def export_generator(path: str, cfg, g_params, chart: np.ndarray, dtype=np.float
   flat = traverse_util.flatten_dict(jax.device_get(g_params), sep="/")
   meta = dict(max_resolution=int(cfg.max_resolution), latent_dim=int(cfg.latent_dim),
               channels=[int(c) for c in cfg.channels], output_range=[-1.0, 1.0], **(extra or {}))
-  tmp = path + ".partial"
-  with open(tmp, "wb") as f:
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez_compressed(f, __meta__=np.array(json.dumps(meta)), __chart__=np.asarray(chart, bool),
                         **{f"params/{k}": np.asarray(v, dtype) for k, v in flat.items()})
-  os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- #
@@ -216,7 +228,7 @@ def sample_grid(images01: np.ndarray, cols: int = 8, size: int = 128) -> np.ndar
   for i, im in enumerate(ims):
     r, c = divmod(i, cols)
     out[r * size:(r + 1) * size, c * size:(c + 1) * size] = im
-  return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+  return image_io.to_uint8(out)
 
 
 def train(cfg, batches: Iterator[Dict[str, np.ndarray]], chart: np.ndarray, workdir: str,

@@ -93,8 +93,7 @@ def load_pca(path: str) -> TextureModel:
 
 def load(name_or_path: str = "gan") -> TextureModel:
   """'gan' / 'pca' (the shipped assets) or a path to an exported .npz of either kind."""
-  asset = {"gan": "texture_gan", "pca": "texture_pca"}.get(name_or_path)
-  path = assets.path(asset) if asset else name_or_path
+  path = assets.resolve(name_or_path)
   try:
     with np.load(path) as z:
       kind = json.loads(str(z["__meta__"])).get("kind", "gan")

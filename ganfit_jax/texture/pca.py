@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import jax.numpy as jnp
 import numpy as np
+from ganfit_jax.files import atomic_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +64,9 @@ def fit(textures: np.ndarray, num_components: int = 200, max_samples: int = 4000
 
 def save(path: str, pca: PCA, dtype=np.float16, extra: dict = None) -> None:
   meta = dict(kind="pca", resolution=pca.resolution, latent_dim=pca.latent_dim, **(extra or {}))
-  tmp = path + ".partial"
-  with open(tmp, "wb") as f:
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez_compressed(f, __meta__=np.array(json.dumps(meta)), mean=pca.mean.astype(dtype),
                         basis=pca.basis.astype(dtype), std=pca.std.astype(np.float32))
-  os.replace(tmp, path)
 
 
 def load(path: str) -> PCA:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ganfit_jax import camera as camera_lib
 from ganfit_jax import numerics as gmath
+from ganfit_jax.face import image_io
 from ganfit_jax.render import raster
 from ganfit_jax.render import texture as texture_sampling
 from ganfit_jax.texture.layout import TexelMap, texel_normals, texel_points
@@ -143,7 +144,7 @@ def complete(texture: np.ndarray, visible: np.ndarray, confidence: np.ndarray, t
   if hole.any():
     known = (status >= MIRRORED).reshape(t, t)
     if known.any():
-      u8 = np.clip(tex * 255.0 + 0.5, 0, 255).astype(np.uint8)
+      u8 = image_io.to_uint8(tex)
       # inpaint everything not known (holes and the outside) so borders blend, then keep holes only
       filled = cv2.inpaint(u8, (~known).astype(np.uint8), inpaint_radius, cv2.INPAINT_TELEA)
       tex = np.where(hole[..., None], filled.astype(np.float32) / 255.0, tex)

@@ -1,4 +1,9 @@
-"""Atomic file and folder writes: nothing half-written is ever left under its final name."""
+"""Atomic file and folder writes: nothing half-written is ever left under its final name.
+
+The one place the project writes files through a temporary name renamed into place:
+:func:`atomic_write` (bytes or text), :func:`atomic_path` (a temporary path for writers that take a path,
+e.g. ``np.savez``), :func:`atomic_dir` (a whole result folder).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,26 @@ import tempfile
 from typing import Optional
 
 
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = ""):
+  """Yields a temporary path beside ``path`` (ending in ``suffix``, for writers that choose the format by
+  extension) that is renamed to ``path`` when the block succeeds and removed when it fails. The name is per
+  process: several processes of a dataset job may write the same file; each write is whole."""
+  tmp = f"{path}.partial{os.getpid()}{suffix}"
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
+
+
 def atomic_write(path: str, data, mode: str = "w") -> None:
-  """Writes ``data`` to ``path`` through a temporary file renamed into place (per process: several
-  processes of a dataset job may write the same file; each write is whole)."""
-  tmp = f"{path}.partial{os.getpid()}"
-  with open(tmp, mode) as f:
-    f.write(data)
-  os.replace(tmp, path)
+  """Writes ``data`` (text for ``mode`` 'w', bytes for 'wb') to ``path`` through :func:`atomic_path`."""
+  with atomic_path(path) as tmp:
+    with open(tmp, mode) as f:
+      f.write(data)
 
 
 @contextlib.contextmanager

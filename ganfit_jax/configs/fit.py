@@ -1,0 +1,90 @@
+"""Fitting presets for tools/fit.py: ``--config=configs/fit.py:fast`` (default), ``:paper`` or ``:tiny``.
+
+  python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
+  python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper --config.stages.full.weights.content=20
+
+fast:  CPU-friendly: 100 landmark steps, 60 full steps, one texture initialisation; mode auto: the shipped
+       regressor's prediction starts a fit of a third of those steps (GANFit++).
+paper: the paper's schedule shape: Adam 0.01 on the texture, 300 + 1000 steps, 4 random texture
+       initialisations run in parallel (vmap), the best final loss wins.
+tiny:  a few steps and small outputs (128 px renders and texture), for tests.
+
+Every field can be overridden with --config.FIELD=VALUE. The defaults of every loss weight, learning rate and
+stage live here and nowhere else. Units (ganfit_jax.losses): images in [0, 1], identity terms 1 - cos,
+content Eq. 10, landmark Eq. 12 in canvas pixels, align = mean squared landmark error in canvas/100 px,
+regularisers = mean squares of the N(0, 1) coefficients (shape, texture latent), of the expression
+activations and of the scaled light offsets (ganfit_jax.params); sparse_expression = mean |activation|;
+light_chroma = variance across R, G, B of the light's colour and ambient.
+"""
+
+import ml_collections
+
+PAPER_WEIGHTS = dict(identity=2.0, identity_hat=2.0, content=50.0, pixel=1.0, landmark=0.001,
+                     reg_shape=0.05, reg_expression=0.01, reg_light=0.01)
+# Priors retuned on synthetic BFM faces and DevTrain photos (WORKSPACE.md, "Fidelity experiments"): the
+# paper's 0.05 lets landmarks push shape coefficients to 5 sigma and expressions to 1 on neutral faces.
+PRIORS = dict(reg_shape=25.0, reg_expression=0.01, sparse_expression=20.0)
+
+
+def get_config(preset: str = "fast"):
+  if preset not in ("fast", "paper", "tiny"):
+    raise ValueError(f"unknown preset {preset!r}: use 'fast', 'paper' or 'tiny'")
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.model = "ict"                  # asset name or a converted .npz (tools/convert_model.py)
+  c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or an exported .npz
+  c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
+  c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
+                                   # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
+  c.mode = "auto"                  # 'fit' (GANFit), 'regress' (Fast-GANFit: the regressor's prediction alone),
+                                   # 'regress_fit' (GANFit++: the prediction starts a fit of regress_fit_scale x the
+                                   # steps) or 'auto': regress_fit where the regressor was trained for this config's
+                                   # model, texture model, identity network and canvas, else fit. fast: auto (GANFit++
+                                   # matched or beat GANFit on 100 DevTest photos, WORKSPACE.md); paper, tiny: fit
+  c.regressor = "regressor"        # asset name (the shipped ganfit_jax/weights/regressor_cpu.npz) or a .npz of
+                                   # tools/train_regressor.py
+  c.regress_fit_scale = 1 / 3
+  c.regress_loss_terms = False     # 'regress': also evaluate the prediction's image loss terms (identity, content,
+                                   # pixel: one render and two identity passes a photo, several times the prediction's
+                                   # cost) for report.json; False: its landmark and regulariser terms only
+  c.canvas_size = 224
+  c.texture_size = 256             # side of the composed texture the renderer samples while fitting
+  c.output_texture_size = 512      # side of texture.png and of the exports' texture
+  c.texture_detail = True          # blend the photo's own texels into the fitted texture (texture.detail);
+                                   # False: the texture model's output alone (the paper's result)
+  c.detail_scale = 4               # side of the photo's detail crop in canvas sides (224 -> 896 px)
+  c.export = "obj,glb,ply,arkit,html"  # files beside report.json and the pictures (tools/fit.py --export):
+                                   # obj (+ mesh_neutral.obj), glb (morph targets), ply, arkit (arkit52.json),
+                                   # html (index.html, the report page with a 3D view)
+  c.render_size = 512              # render.png is rendered at this size, then placed in the photo's frame
+  c.seed = 0
+  c.chunk = 10                     # steps per compiled chunk (one host sync and progress update each)
+  c.num_inits = 1
+  c.init_latent_std = 1.0
+  c.batch_size = 4                 # photos fitted together with --input_dir
+  c.jaw_weight = 0.2               # weight of the 17 jaw-contour landmarks (silhouette points in the photo,
+                                   # fixed vertices on the model) in the landmark terms; 1 elsewhere
+  c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
+                                        light=0.02))
+  c.stage_order = ("align", "full")
+  c.stages = ml_collections.ConfigDict()
+  c.stages.align = ml_collections.ConfigDict(dict(
+      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"),
+      weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, **PRIORS))))
+  c.stages.full = ml_collections.ConfigDict(dict(
+      steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"),
+      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, light_chroma=20.0, **PRIORS))))
+  if preset == "paper":
+    c.mode = "fit"                 # the paper's GANFit schedule from the mean face
+    c.stages.align.steps = 300
+    c.stages.full.steps = 1000
+    c.num_inits = 4
+  elif preset == "tiny":
+    c.mode = "fit"
+    c.stages.align.steps = 20
+    c.stages.full.steps = 4
+    c.chunk = 4
+    c.render_size = 128            # small outputs: what tests read of them does not need more
+    c.output_texture_size = 128
+    c.detail_scale = 1
+  return c
