@@ -1,19 +1,22 @@
-"""Shape error on faces of ANOTHER morphable model (BFM) rendered into photos and fitted with ICT-FaceKit.
+"""Shape error on synthetic photos with exact 3D truth: faces of ANOTHER model (BFM) or of the fitted model itself.
 
-  python benchmarks/shape.py --num=20                           # the default (fast) preset
+  python benchmarks/shape.py --num=20                                # BFM faces, the default (fast) preset
+  python benchmarks/shape.py --source=ict --num=20                   # same-model faces (ICT within 2 sigma)
   python benchmarks/shape.py --num=20 --config.stages.full.steps=0   # the landmark stage alone
 
-Needs the ``bfm`` and ``ddfa_v2`` assets (setup fetches them when 3DDFA_V2's configs are available).
-``evaluation.synthetic`` makes the photos (random BFM identity, expression ~ N(0, --expression_std),
-a texture sample of the shipped GAN carried onto the BFM surface, random pose, light and focal length,
-blurred DevTrain backgrounds). Each photo goes through the main job's front end (dlib detection, 68
-landmarks, canvas) and fit; the fitted NEUTRAL mesh is measured against the generating neutral mesh by
-each protocol of ``evaluation.shape`` (similarity alignment). Rows: the fit, the ICT mean face (the
-fit's start: same protocols), and 3DDFA_V2's regressor on the same photo and landmarks. Also printed:
-expression activations (max per face) and the share of shape coefficients beyond 3 sigma.
-Two reference rows (``--bounds``) show what the models allow at all: the ICT shape closest to each 3D face
-(fitted to the ground-truth surface, :func:`best_model_shape`: a lower bound for any photo fit with ICT)
-and the BFM mean face (what a regressor of the generating model starts from).
+``--source=bfm`` needs the ``bfm`` and ``ddfa_v2`` assets (setup fetches them when 3DDFA_V2's configs are
+available). ``evaluation.synthetic`` makes the photos: random identity (BFM: N(0, 1); ICT: N(0, 1) clipped
+to +-2 sigma), expression (BFM: N(0, --expression_std); ICT: sparse random activations up to
+--expression_high), a texture sample of the shipped GAN (carried onto the BFM surface, or in ICT's own
+layout), random pose (ICT: yaw uniform within +-45 degrees), light and focal length, blurred DevTrain
+backgrounds. Each photo goes through the main job's front end (detection, 68 landmarks, canvas) and fit;
+the fitted NEUTRAL mesh is measured against the generating neutral mesh by each protocol of
+``evaluation.shape`` (``now``: NoW's alignment, scaled landmarks then rigid ICP). Rows: the fit, the ICT mean
+face (the fit's start), 3DDFA_V2 on the same photo and landmarks, and with ``--bounds`` what the model allows
+at all: :func:`ganfit_jax.evaluation.shape.model_bound` (the ICT model fitted to the TRUE surface by
+point-to-plane Gauss-Newton, unconstrained and with --bound_ridge) and, for BFM faces, the BFM mean face.
+Also printed: shape coefficients (rms and share beyond 3 sigma), expression activations (max, and for ICT
+faces the mean absolute error against the truth) and the landmark NME against the true projected points.
 """
 
 import json
@@ -28,103 +31,94 @@ from ml_collections import config_flags
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", os.path.join(ROOT, "configs", "fit.py"), "Fitting preset and overrides.")
+flags.DEFINE_enum("source", "bfm", ["bfm", "ict"], "Model that generates the faces: the BFM (another model) "
+                  "or the fitted model itself (ICT: exact truth for shape and expression).")
+flags.DEFINE_float("expression_high", 0.7, "--source=ict: expression activations ~ U(0, this), each on with "
+                   "probability 0.08 (0: neutral faces).")
+flags.DEFINE_float("yaw", None, "Yaw of the faces, degrees (default: std 15 for BFM, uniform +-45 for ICT).")
+flags.DEFINE_list("bound_ridge", ["0", "0.02"], "Ridges of the bound rows (mm^2 per coefficient^2).")
 flags.DEFINE_integer("num", 20, "Synthetic faces.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic faces (identities, textures, poses).")
 flags.DEFINE_float("expression_std", 0.0, "Expression coefficients of the generated faces ~ N(0, std).")
 flags.DEFINE_integer("batch", 4, "Photos fitted together.")
-flags.DEFINE_list("protocols", ["micc", "now"], "Protocols to report.")
+flags.DEFINE_list("protocols", ["now", "micc"], "Protocols to report (now, now_similarity, micc, regions).")
 flags.DEFINE_string("json_out", None, "Write every per-face number here (JSON).")
 flags.DEFINE_bool("peer", True, "Include the 3DDFA_V2 row.")
 flags.DEFINE_bool("bounds", True, "Include the two reference rows that need no photo: the best ICT shape for "
                   "each 3D face (fitted to the ground-truth surface itself) and the BFM mean face.")
 
 
-def synthetic_faces(num, seed, expression_std, scene):
+def synthetic_faces(num, seed, scene):
   import jax
   from ganfit_jax import morphable
   from ganfit_jax.data import lfw
   from ganfit_jax.evaluation import synthetic
-  bfm = morphable.load("bfm")
-  uv = synthetic.transfer_uv(bfm, scene.model)
   lat = jax.random.normal(jax.random.PRNGKey(1000 + seed), (min(num, 16), scene.texture.latent_dim))
   textures = np.asarray(jax.jit(jax.vmap(scene.texture_image))(lat))
   root = lfw.root()
   people = [n for n, _ in lfw.read_people(os.path.join(root, "peopleDevTrain.txt"))]
   backgrounds = [lfw.image_path(root, p, 1) for p in people[:300]]
-  return bfm, synthetic.make_faces(bfm, uv, textures, num, seed=seed, expression_std=expression_std,
-                                   background_photos=backgrounds)
-
-
-def best_model_shape(model, scan_vertices, scan_triangles, scan_landmarks, rounds: int = 10, ridge: float = 0.1):
-  """The model's closest shape to a 3D face, fitted to the ground-truth SURFACE (not a photo): alternately
-  align (Umeyama on landmarks, then ICP) and solve ridge-regularised least squares for the identity
-  coefficients against the closest surface points (within 5 mm) of the face-region vertices. No photo
-  fit with this model can beat it by these protocols (up to the protocol's own alignment)."""
-  from ganfit_jax.evaluation import shape
-  mean = np.asarray(model.mean, np.float64)
-  basis = np.asarray(model.id_basis, np.float64)
-  lm = np.asarray(model.landmarks)
-  tri = np.asarray(model.triangles)
-  region = np.asarray(model.face_mask, bool) & (np.asarray(model.material) == 0)
-  scan = shape.Mesh.of(scan_vertices, scan_triangles)
-  k = basis.shape[0]
-  a = np.zeros(k)
-  for _ in range(rounds):
-    v = mean + np.tensordot(a, basis, 1)
-    s, r, t = shape.umeyama(v[lm], scan_landmarks)
-    _, (s2, r2, t2) = shape.icp(shape.Mesh.of(v, tri).transformed(s, r, t), scan, iterations=10)
-    sc, rot, tr = s2 * s, r2 @ r, s2 * r2 @ t + t2
-    c = shape.closest_points(sc * v[region] @ rot.T + tr, scan)
-    ok = c.distance < 5.0
-    target = ((c.points - tr) @ rot) / sc
-    design = basis[:, region][:, ok].reshape(k, -1).T
-    y = (target[ok] - mean[region][ok]).reshape(-1)
-    a = np.linalg.solve(design.T @ design + ridge * np.eye(k), design.T @ y)
-  return mean + np.tensordot(a, basis, 1)
+  if FLAGS.source == "ict":
+    src = scene.model
+    faces = synthetic.make_faces(src, np.asarray(src.uv), textures, num, seed=seed, background_photos=backgrounds,
+                                 uv_triangles=np.asarray(src.uv_triangles), sparse_expression=FLAGS.expression_high,
+                                 shape_sigma=2.0, yaw_deg=45.0 if FLAGS.yaw is None else FLAGS.yaw, yaw_uniform=True)
+    return src, faces
+  bfm = morphable.load("bfm")
+  uv = synthetic.transfer_uv(bfm, scene.model)
+  return bfm, synthetic.make_faces(bfm, uv, textures, num, seed=seed, expression_std=FLAGS.expression_std,
+                                   background_photos=backgrounds, yaw_deg=15.0 if FLAGS.yaw is None else FLAGS.yaw)
 
 
 def measure(pred_vertices, pred_triangles, pred_lm, face, protocols):
   from ganfit_jax.evaluation import shape
   pred = shape.Mesh.of(pred_vertices, pred_triangles)
   scan = shape.Mesh.of(face.neutral, face.triangles)
-  return {p: shape.evaluate(pred, pred_lm, scan, face.landmarks_3d, p)["scan_to_mesh_mm"] for p in protocols}
+  out = {}
+  for p in protocols:
+    r = shape.evaluate(pred, pred_lm, scan, face.landmarks_3d, p)
+    out[p] = r["scan_to_mesh_mm"]
+    if p == "micc":
+      out["micc one-way"] = r["scan_to_pred_mm"]
+  return out
 
 
 def main(argv):
   del argv
   from ganfit_jax import runtime
   runtime.configure()
+  import jax
   from ganfit_jax import face as face_lib
-  from ganfit_jax import morphable
+  from ganfit_jax import morphable, objective
+  from ganfit_jax.evaluation import landmarks as lm_eval
+  from ganfit_jax.evaluation import shape
   from ganfit_jax.reconstruct import Reconstructor
   cfg = FLAGS.config
   rec = Reconstructor(cfg)
   t0 = time.time()
-  bfm, faces = synthetic_faces(FLAGS.num, FLAGS.seed, FLAGS.expression_std, rec.scene)
-  print(f"{len(faces)} synthetic BFM faces in {time.time() - t0:.0f} s", flush=True)
-  tri = np.asarray(rec.model.triangles)
-  lm_idx = np.asarray(rec.model.landmarks)
-  mean = np.asarray(rec.model.mean)
+  src, faces = synthetic_faces(FLAGS.num, FLAGS.seed, rec.scene)
+  print(f"{len(faces)} synthetic {FLAGS.source.upper()} faces in {time.time() - t0:.0f} s", flush=True)
+  model = rec.model
+  tri = np.asarray(model.triangles)
+  mean = np.asarray(model.mean)
+  lm_of = lambda v: np.asarray(morphable.landmarks(model, v))  # noqa: E731
   peer = None
   if FLAGS.peer:
     from ganfit_jax.evaluation import peers
     peer = peers.ddfa()
-  rows = {"ganfit_jax fit": [], "ICT mean face": []}
-  if peer:
-    rows["3DDFA_V2"] = []
+  names = ["ganfit_jax fit", "ICT mean face"] + (["3DDFA_V2"] if peer else [])
+  ridges = [float(r) for r in FLAGS.bound_ridge]
   if FLAGS.bounds:
-    rows["ICT best shape for the 3D face (bound)"] = []
-    rows["BFM mean face (the generating model's)"] = []
-  extra = {"max_expression": [], "shape_beyond_3sigma": [], "detected": 0}
-  per_face = []
-  prepared = []
+    names += [f"ICT fitted to the true surface (bound, ridge {r:g})" for r in ridges]
+    if FLAGS.source == "bfm":
+      names.append("BFM mean face (the generating model's)")
+  rows = {n: [] for n in names}
+  per_face, prepared = [], []
   for i, f in enumerate(faces):
     try:
       prepared.append((i, face_lib.prepare_image(f.photo, cfg.canvas_size, source=f"synthetic {i}")))
     except face_lib.FaceInputError as e:
       print(f"  face {i}: {e}", flush=True)
-  extra["detected"] = len(prepared)
-  import jax
   for k in range(0, len(prepared), FLAGS.batch):
     chunk = prepared[k:k + FLAGS.batch]
     preps = [p for _, p in chunk]
@@ -132,42 +126,60 @@ def main(argv):
     results = rec.fit(preps + [preps[0]] * pad, [f"synthetic {i}" for i, _ in chunk] + ["pad"] * pad)[:len(preps)]
     for (i, p), r in zip(chunk, results):
       f = faces[i]
-      neutral = np.asarray(jax.device_get(morphable.vertices(rec.model, r.face.shape)))
+      neutral = np.asarray(jax.device_get(morphable.vertices(model, r.face.shape)))
       row = dict(face=i)
-      row["ganfit_jax fit"] = measure(neutral, tri, neutral[lm_idx], f, FLAGS.protocols)
-      row["ICT mean face"] = measure(mean, tri, mean[lm_idx], f, FLAGS.protocols)
+      row["ganfit_jax fit"] = measure(neutral, tri, lm_of(neutral), f, FLAGS.protocols)
+      row["ICT mean face"] = measure(mean, tri, lm_of(mean), f, FLAGS.protocols)
       if peer:
         pr = peer(f.photo, p.photo_landmarks)
         row["3DDFA_V2"] = measure(pr.neutral, pr.triangles, pr.neutral[np.asarray(peer.model.landmarks)], f,
                                   FLAGS.protocols)
       if FLAGS.bounds:
-        best = best_model_shape(rec.model, f.neutral, f.triangles, f.landmarks_3d)
-        row["ICT best shape for the 3D face (bound)"] = measure(best, tri, best[lm_idx], f, FLAGS.protocols)
-        bmean = np.asarray(bfm.mean)
-        row["BFM mean face (the generating model's)"] = measure(bmean, np.asarray(bfm.triangles),
-                                                                bmean[np.asarray(bfm.landmarks)], f, FLAGS.protocols)
+        scan = shape.Mesh.of(f.neutral, f.triangles)
+        for rg in ridges:
+          best, _, _ = shape.model_bound(model, scan, f.landmarks_3d, ridge=rg, expression=False)
+          row[f"ICT fitted to the true surface (bound, ridge {rg:g})"] = measure(best, tri, lm_of(best), f,
+                                                                                 FLAGS.protocols)
+        if FLAGS.source == "bfm":
+          row["BFM mean face (the generating model's)"] = measure(
+              np.asarray(src.mean), np.asarray(src.triangles), np.asarray(morphable.landmarks(src, src.mean)), f,
+              FLAGS.protocols)
       for name in rows:
         rows[name].append(row[name])
-      e, s = np.asarray(r.face.expression), np.asarray(r.face.shape)
-      extra["max_expression"].append(float(e.max()))
-      extra["shape_beyond_3sigma"].append(float((np.abs(s) > 3).mean()))
-      row.update(max_expression=float(e.max()), shape_beyond_3sigma=float((np.abs(s) > 3).mean()),
-                 landmark_rmse_px=r.final["landmark_rmse_px"])
+      e, sh = np.asarray(r.face.expression), np.asarray(r.face.shape)
+      truth_canvas = face_lib.apply_affine(p.to_canvas, f.landmarks_photo)
+      fit_canvas = np.asarray(objective.project_landmarks(rec.scene, r.face))
+      row.update(max_expression=float(e.max()), shape_rms=float(np.sqrt(np.mean(sh ** 2))),
+                 shape_beyond_3sigma=float((np.abs(sh) > 3).mean()), landmark_rmse_px=r.final["landmark_rmse_px"],
+                 true_max_expression=float(np.max(f.expression)) if f.expression.size else 0.0,
+                 landmark_nme_truth=lm_eval.nme(fit_canvas, truth_canvas, "outer_eye"),
+                 detector_nme_truth=lm_eval.nme(p.photo_landmarks, f.landmarks_photo, "outer_eye"))
+      if FLAGS.source == "ict":
+        row["expression_mae"] = float(np.mean(np.abs(e - f.expression)))
       per_face.append(row)
-      print(f"  face {i}: " + "; ".join(f"{n} " + ", ".join(f"{p} {v:.2f}" for p, v in row[n].items())
-                                         for n in rows) + f"; max expression {e.max():.2f}", flush=True)
-  print(f"\n## Shape error on {len(per_face)} synthetic BFM faces (of {len(faces)}; dlib found "
-        f"{extra['detected']}), fitted with ICT-FaceKit, preset {cfg.preset}, mm (lower is better)\n")
-  print("| reconstruction | " + " | ".join(f"{p} mean" for p in FLAGS.protocols) + " |")
-  print("|---|" + "---|" * len(FLAGS.protocols))
+      print(f"  face {i}: " + "; ".join(f"{n} " + ", ".join(f"{q} {v:.2f}" for q, v in row[n].items())
+                                         for n in rows) + f"; shape rms {row['shape_rms']:.2f}; max expression "
+            f"{e.max():.2f}" + (f"; expression error {row['expression_mae']:.3f}" if "expression_mae" in row else ""),
+            flush=True)
+  cols = list(rows["ganfit_jax fit"][0]) if per_face else []
+  print(f"\n## Shape error on {len(per_face)} synthetic {FLAGS.source.upper()} faces (of {len(faces)} rendered), "
+        f"fitted with {model.name}, preset {cfg.preset}, mm (lower is better)\n")
+  print("| reconstruction | " + " | ".join(f"{c} mean" for c in cols) + " |")
+  print("|---|" + "---|" * len(cols))
   for name, vals in rows.items():
-    print(f"| {name} | " + " | ".join(f"{np.mean([v[p] for v in vals]):.3f}" for p in FLAGS.protocols) + " |")
-  base = {p: np.mean([v[p] for v in rows["ICT mean face"]]) for p in FLAGS.protocols}
-  fit = {p: np.mean([v[p] for v in rows["ganfit_jax fit"]]) for p in FLAGS.protocols}
-  print("\nfit / mean face: " + ", ".join(f"{p} {fit[p] / base[p]:.3f}" for p in FLAGS.protocols))
-  print(f"max expression activation: mean {np.mean(extra['max_expression']):.3f}, max "
-        f"{np.max(extra['max_expression']):.3f}; shape coefficients beyond 3 sigma: "
-        f"{100 * np.mean(extra['shape_beyond_3sigma']):.2f}%")
+    print(f"| {name} | " + " | ".join(f"{np.mean([v[c] for v in vals]):.3f}" for c in cols) + " |")
+  if per_face:
+    base = {c: np.mean([v[c] for v in rows["ICT mean face"]]) for c in cols}
+    fit = {c: np.mean([v[c] for v in rows["ganfit_jax fit"]]) for c in cols}
+    print("\nfit / mean face: " + ", ".join(f"{c} {fit[c] / base[c]:.3f}" for c in cols))
+    stat = lambda k: np.mean([r[k] for r in per_face])  # noqa: E731
+    print(f"shape coefficients: rms {stat('shape_rms'):.3f} sigma, beyond 3 sigma "
+          f"{100 * stat('shape_beyond_3sigma'):.2f}%; max expression activation: mean {stat('max_expression'):.3f}"
+          f" (truth {stat('true_max_expression'):.3f})")
+    if "expression_mae" in per_face[0]:
+      print(f"expression activation error (mean absolute, all components): {stat('expression_mae'):.4f}")
+    print(f"landmark NME against the true projected points: fit {100 * stat('landmark_nme_truth'):.2f}%, "
+          f"detector {100 * stat('detector_nme_truth'):.2f}%")
   print(f"({time.time() - t0:.0f} s)")
   if FLAGS.json_out:
     with open(FLAGS.json_out, "w") as fh:

@@ -8,6 +8,7 @@ The traced, differentiable counterparts live with the code that differentiates t
 * :func:`vertex_normals`: area-weighted unit vertex normals of a triangle mesh (the exports' normals and morph
   target deltas, the evaluation's meshes). Not trimesh's ``vertex_normals`` (angle-weighted): slower on the
   ICT mesh, which the GLB export pays once per morph target (WORKSPACE.md, "Exports").
+* :func:`barycentric`: barycentric weights of points in triangles (UV transfer, the shape bound).
 """
 
 from __future__ import annotations
@@ -60,3 +61,15 @@ def vertex_normals(verts, triangles) -> np.ndarray:
 
 
 __all__ = ["umeyama", "vertex_normals"]
+
+
+def barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+  """(N, 3) barycentric weights of points p (N, 3) in triangles (a, b, c) (each (N, 3)), clipped to the
+  triangle and renormalised (points off a triangle's plane take their projection's weights)."""
+  v0, v1, v2 = b - a, c - a, p - a
+  d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
+  d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
+  den = np.maximum(d00 * d11 - d01 * d01, 1e-12)
+  wb, wc = (d11 * d20 - d01 * d21) / den, (d00 * d21 - d01 * d20) / den
+  w = np.clip(np.stack([1 - wb - wc, wb, wc], 1), 0, 1)
+  return w / w.sum(1, keepdims=True)

@@ -61,30 +61,95 @@ def vertex_normals(verts, triangles):
   return gmath.safe_normalize(n)
 
 
-def landmark_points(model: MorphableModel, shape, expression=None):
-  """(68, 3) landmark positions computed from the landmark rows only (cheap; equals
-  ``landmarks(model, vertices(model, shape, expression))``)."""
+def _rows(model: MorphableModel, idx, shape, expression):
+  """Vertices ``idx`` (any int shape) of the mesh with these coefficients, from those rows only."""
   shape = jnp.asarray(shape)
-  k = shape.shape[0]
-  idx = model.landmarks
-  v = model.mean[idx] + jnp.tensordot(shape, model.id_basis[:k, idx], axes=1)
+  v = model.mean[idx] + jnp.tensordot(shape, model.id_basis[:shape.shape[0], idx], axes=1)
   if expression is not None:
     expression = jnp.asarray(expression)
     v = v + jnp.tensordot(expression, model.exp_basis[:expression.shape[0], idx], axes=1)
   return v
 
 
+def landmark_points(model: MorphableModel, shape, expression=None):
+  """(68, 3) landmark positions on the surface, computed from the landmark triangles' rows only (cheap;
+  equals ``landmarks(model, vertices(model, shape, expression))``)."""
+  corners = _rows(model, model.landmark_corners, shape, expression)  # (68, 3 corners, 3)
+  return jnp.einsum("lk,lkd->ld", model.landmark_bary, corners)
+
+
 def landmarks(model: MorphableModel, verts):
-  """(68, 3) landmark positions of a mesh in the model's iBUG order."""
-  return verts[model.landmarks]
+  """(68, 3) landmark positions of a mesh (V, 3) in the model's iBUG order: points on its surface
+  (``MorphableModel.landmark_corners`` / ``landmark_bary``)."""
+  return jnp.einsum("lk,lkd->ld", model.landmark_bary, verts[model.landmark_corners])
+
+
+def contour_points(model: MorphableModel, shape, expression=None):
+  """(17, C, 3) the jaw-contour candidates (``MorphableModel.contour``) of the mesh with these coefficients."""
+  return _rows(model, model.contour, shape, expression)
+
+
+def fixed_landmarks(landmarks) -> tuple:
+  """(corners (68, 3), bary (68, 3)) that put each landmark exactly on its vertex (no learned file)."""
+  idx = np.asarray(landmarks, np.int32).reshape(68)
+  return np.repeat(idx[:, None], 3, 1), np.tile(np.array([1.0, 0.0, 0.0], np.float32), (68, 1))
+
+
+def with_landmarks(model: MorphableModel, corners, bary, contour=None) -> MorphableModel:
+  """The model with these landmark surface points (and jaw-contour candidates: None keeps the model's);
+  ``landmarks`` (the model's own hand-picked vertices) is unchanged."""
+  contour = model.contour if contour is None else jnp.asarray(np.asarray(contour, np.int32))
+  return model.replace(landmark_corners=jnp.asarray(np.asarray(corners, np.int32)),
+                       landmark_bary=jnp.asarray(np.asarray(bary, np.float32)), contour=contour).validate()
+
+
+LEARNED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+
+
+def learned_landmarks_path(model: MorphableModel) -> str:
+  """Where the shipped landmark correspondence of a model would be (``tools/learn_landmarks.py`` writes it)."""
+  return os.path.join(LEARNED_DIR, f"landmarks_{model.name}.npz")
+
+
+def topology_digest(model: MorphableModel) -> str:
+  """A short digest of the vertex count and triangles: a correspondence file applies only to this mesh."""
+  import hashlib
+  h = hashlib.sha256(np.int64(model.num_vertices).tobytes())
+  h.update(np.ascontiguousarray(np.asarray(model.triangles, np.int32)).tobytes())
+  return h.hexdigest()[:16]
+
+
+def save_landmarks(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
+  """Writes a model's landmark correspondence (corners, bary, contour) atomically, keyed to its topology."""
+  header = dict(topology=topology_digest(model), model=model.name, meta=meta or {})
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, landmark_corners=np.asarray(model.landmark_corners, np.int32),
+             landmark_bary=np.asarray(model.landmark_bary, np.float32),
+             contour=np.asarray(model.contour, np.int32),
+             header=np.frombuffer(json.dumps(header).encode(), np.uint8))
+
+
+def load_landmarks(model: MorphableModel, path: str) -> MorphableModel:
+  """The model with the correspondence in ``path`` (:func:`save_landmarks`); a ValueError if the file was
+  learned on another mesh."""
+  with np.load(path) as z:
+    data = {k: z[k] for k in z.files}
+  header = json.loads(bytes(data["header"]).decode())
+  if header.get("topology") != topology_digest(model):
+    raise ValueError(f"{path} was learned for another mesh ({header.get('model')!r}, topology "
+                     f"{header.get('topology')}), not {model.name!r} ({topology_digest(model)}); run "
+                     "tools/learn_landmarks.py for this model")
+  return with_landmarks(model, data["landmark_corners"], data["landmark_bary"], data["contour"])
 
 
 # --------------------------------------------------------------------------- #
 # Storage.
 
 _ARRAY_FIELDS = ("mean", "id_basis", "exp_basis", "triangles", "uv", "uv_triangles",
-                 "landmarks", "face_mask", "material")
-_OPTIONAL_FIELDS = ("material",)  # absent in files written before it existed: all skin
+                 "landmarks", "face_mask", "material", "landmark_corners", "landmark_bary", "contour")
+# absent in files written before they existed: all skin, landmarks on their vertices, a fixed jaw
+_OPTIONAL_FIELDS = ("material", "landmark_corners", "landmark_bary", "contour")
 
 
 def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
@@ -111,10 +176,38 @@ class ModelFileError(AssetError, ValueError):
   """A morphable-model file that cannot be read or is not a valid model (exit 3 in the tools)."""
 
 
-def load(name_or_path: str = "ict") -> MorphableModel:
-  """A morphable model by asset name (``ict``, ``bfm``) or from a converted ``.npz`` path."""
+LANDMARK_CHOICES = ("learned", "vertices")
+
+
+def load(name_or_path: str = "ict", landmarks: str = "learned") -> MorphableModel:
+  """A morphable model by asset name (``ict``, ``bfm``) or from a converted ``.npz`` path.
+
+  ``landmarks``: 'learned' (default): the correspondence in the model's file, else the one shipped for it
+  (:func:`learned_landmarks_path`) when there is one; 'vertices': the model's own hand-picked landmark
+  vertices with a fixed jaw (what fits used before correspondences were learned); or the path of a
+  correspondence file (:func:`save_landmarks`, ``tools/learn_landmarks.py --out``).
+  """
   from ganfit_jax import assets
-  return load_npz(assets.resolve(name_or_path))
+  path = assets.resolve(name_or_path)
+  model = load_npz(path)
+  if landmarks == "vertices":
+    return with_landmarks(model, *fixed_landmarks(model.landmarks), np.zeros((17, 0), np.int32))
+  if landmarks != "learned":
+    if not os.path.isfile(landmarks):
+      raise ModelNotFoundError(f"landmark correspondence {landmarks!r} not found: use 'learned', 'vertices' or "
+                               "the path of a file written by tools/learn_landmarks.py")
+    return load_landmarks(model, landmarks)
+  shipped = learned_landmarks_path(model)
+  if os.path.isfile(shipped) and not _has_learned(path):
+    assets.check_sha(shipped, assets.weights_sha(os.path.basename(shipped)), f"landmark correspondence {shipped}",
+                     "git checkout ganfit_jax/weights/ or python tools/learn_landmarks.py")
+    model = load_landmarks(model, shipped)
+  return model
+
+
+def _has_learned(path: str) -> bool:
+  with np.load(path) as z:
+    return "landmark_corners" in z.files
 
 
 def load_npz(path: str) -> MorphableModel:
@@ -134,6 +227,7 @@ def load_npz(path: str) -> MorphableModel:
     raise ModelFileError(f"{path} is not a ganfit_jax morphable model (missing {missing}); convert models with "
                          "tools/convert_model.py")
   header = json.loads(bytes(data["header"]).decode())
+  corners, bary = fixed_landmarks(data["landmarks"])
   model = MorphableModel(
       mean=jnp.asarray(data["mean"], jnp.float32),
       id_basis=jnp.asarray(data["id_basis"], jnp.float32),
@@ -144,6 +238,9 @@ def load_npz(path: str) -> MorphableModel:
       landmarks=jnp.asarray(data["landmarks"], jnp.int32),
       face_mask=jnp.asarray(data["face_mask"], bool),
       material=jnp.asarray(data.get("material", np.zeros(len(data["mean"]), np.int32)), jnp.int32),
+      landmark_corners=jnp.asarray(data.get("landmark_corners", corners), jnp.int32),
+      landmark_bary=jnp.asarray(data.get("landmark_bary", bary), jnp.float32),
+      contour=jnp.asarray(data.get("contour", np.zeros((17, 0), np.int32)), jnp.int32),
       expression_names=tuple(header.get("expression_names", ())),
       expression_kind=header.get("expression_kind", EXPRESSION_GAUSSIAN),
       name=header.get("name", os.path.basename(path)),
@@ -171,12 +268,15 @@ def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_
   if material is None:
     material = np.zeros((v,), np.int32)
   exp_basis = np.asarray(exp_basis, np.float32).reshape(-1, v, 3)
+  corners, bary = fixed_landmarks(landmarks)
   return MorphableModel(
       mean=jnp.asarray(mean), id_basis=jnp.asarray(np.asarray(id_basis, np.float32).reshape(-1, v, 3)),
       exp_basis=jnp.asarray(exp_basis), triangles=jnp.asarray(triangles),
       uv=jnp.asarray(np.asarray(uv, np.float32)), uv_triangles=jnp.asarray(np.asarray(uv_triangles, np.int32)),
       landmarks=jnp.asarray(np.asarray(landmarks, np.int32)), face_mask=jnp.asarray(np.asarray(face_mask, bool)),
       material=jnp.asarray(np.asarray(material, np.int32)),
+      landmark_corners=jnp.asarray(corners), landmark_bary=jnp.asarray(bary),
+      contour=jnp.zeros((17, 0), jnp.int32),
       expression_names=tuple(expression_names), expression_kind=expression_kind, name=name).validate()
 
 

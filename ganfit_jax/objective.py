@@ -198,9 +198,46 @@ def light_chroma(light):
 
 
 def project_landmarks(scene: Scene, face: FaceParams):
-  """(68, 2) canvas pixels of the model's landmarks."""
-  lm3d = morphable.landmark_points(scene.model, face.shape, face.expression)
-  return camera_lib.project(face.camera, lm3d, scene.canvas_size, scene.canvas_size)[0]
+  """(68, 2) canvas pixels of the model's landmarks (:func:`landmarks_2d`)."""
+  return landmarks_2d(scene.model, face.shape, face.expression, face.camera, scene.canvas_size)
+
+
+def landmarks_2d(model, shape, expression, camera, size: int):
+  """(68, 2) pixels of the model's landmarks seen by ``camera`` in a ``size`` square image.
+
+  Inner points (iBUG 17-67) are fixed surface points (``MorphableModel.landmark_corners`` / ``landmark_bary``).
+  The jaw contour (0-16) is where the photo's outline is, which moves over the mesh as the head turns: for a
+  model with ``contour`` candidates, each jaw point is the candidate that projects farthest along its
+  outward direction (:func:`slide_jaw`): on the silhouette (dynamic contour correspondence, as 3DDFA and eos
+  do). The choice is not differentiated (a piecewise-constant index); the chosen point's position is.
+  """
+  lm3d = morphable.landmark_points(model, shape, expression)
+  xy = camera_lib.project(camera, lm3d, size, size)[0]
+  if model.contour.shape[1] == 0:
+    return xy
+  return xy.at[JAW].set(slide_jaw(lm3d[JAW], morphable.contour_points(model, shape, expression), camera, size))
+
+
+def jaw_outward(jaw):
+  """(17, 3) unit outward directions of the jaw contour points (17, 3) in the model's frontal (x, y) plane:
+  the contour's tangent (neighbours' difference) turned a quarter (iBUG order runs from the subject's right
+  ear down round the chin to the left: the turn points away from the face)."""
+  t = jnp.concatenate([jaw[1:2] - jaw[0:1], jaw[2:] - jaw[:-2], jaw[-1:] - jaw[-2:-1]])
+  out = jnp.stack([t[:, 1], -t[:, 0], jnp.zeros_like(t[:, 0])], -1)
+  return out / jnp.maximum(jnp.linalg.norm(out, axis=-1, keepdims=True), 1e-6)
+
+
+def slide_jaw(jaw, candidates, camera, size: int):
+  """(17, 2) pixels of the jaw-contour points: of each point's candidates (17, C, 3), the one that projects
+  farthest along the point's outward direction (:func:`jaw_outward`, as the camera sees it)."""
+  jaw_c = jax.lax.stop_gradient(jaw)
+  xy = camera_lib.project(camera, jaw_c, size, size)[0]
+  ahead = camera_lib.project(camera, jaw_c + 10.0 * jaw_outward(jaw_c), size, size)[0]
+  direction = jax.lax.stop_gradient(ahead - xy)  # (17, 2) outward in the image
+  c = candidates.shape[1]
+  cxy = camera_lib.project(camera, candidates.reshape(-1, 3), size, size)[0].reshape(17, c, 2)
+  pick = jnp.argmax(jnp.einsum("jcd,jd->jc", jax.lax.stop_gradient(cxy), direction), axis=1)
+  return jnp.take_along_axis(cxy, pick[:, None, None], axis=1)[:, 0]
 
 
 def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weights: LossWeights, key, *,
@@ -276,4 +313,5 @@ def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target
 
 __all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "JAW", "landmark_weights", "prepare_target",
            "prepare_targets", "loss_fn", "evaluate", "geometry_terms", "render_face", "render_mesh",
-           "project_landmarks", "sample_conditions"]
+           "project_landmarks", "landmarks_2d", "jaw_outward", "slide_jaw",
+           "sample_conditions"]

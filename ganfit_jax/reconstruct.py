@@ -39,7 +39,7 @@ class Reconstructor:
     if self.detector not in face.DETECTORS:
       raise ValueError(f"detector {self.detector!r} is not one of {', '.join(face.DETECTORS)}")
     self.scene = scene_lib.load(cfg.model, cfg.texture_model, cfg.identity_net, canvas_size=cfg.canvas_size,
-                                texture_size=cfg.texture_size)
+                                texture_size=cfg.texture_size, landmarks=str(cfg.landmarks))
     self.out_scene = self.scene.resized(cfg.output_texture_size)
     self.schedule = fitting.schedule_from_config(cfg, zero_first_init=self.scene.texture.kind == "pca")
     choice = regressor.resolve_mode(str(cfg.mode), str(cfg.regressor), self.scene, canvas_size=cfg.canvas_size,

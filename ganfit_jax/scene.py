@@ -103,12 +103,13 @@ def make(model: MorphableModel, texture: Optional[TextureModel] = None, identity
 
 
 def load(model: str = "ict", texture: Optional[str] = "gan", identity: Optional[str] = "sface",
-         **kw) -> Scene:
-  """:func:`make` from asset names or paths (``None`` leaves a part out)."""
+         landmarks: str = "learned", **kw) -> Scene:
+  """:func:`make` from asset names or paths (``None`` leaves a part out; ``landmarks``: as
+  :func:`ganfit_jax.morphable.load`)."""
   from ganfit_jax import morphable
   from ganfit_jax.nets import identity as identity_lib
   from ganfit_jax.texture import models
-  return make(morphable.load(model), models.load(texture) if texture else None,
+  return make(morphable.load(model, landmarks), models.load(texture) if texture else None,
               identity_lib.load(identity) if identity else None, **kw)
 
 

@@ -44,11 +44,20 @@ class MorphableModel:
     uv: (T, 2) texture coordinates in [0, 1], v up (OBJ convention).
     uv_triangles: (F, 3) int32 indices into ``uv``, one per triangle corner
       (UV seams give one vertex several UVs).
-    landmarks: (68,) int32 vertex indices of the iBUG / Multi-PIE 68 points.
+    landmarks: (68,) int32 vertex indices of the iBUG / Multi-PIE 68 points as the model's authors picked
+      them; the points every stage uses are ``landmark_corners`` / ``landmark_bary`` (equal to these
+      vertices unless a learned correspondence is applied).
     face_mask: (V,) bool, vertices of the face region (used for pixel losses and
       texture statistics).
     material: (V,) int32 material code per vertex (``MATERIAL_*``): skin, or
       eye for eyeball vertices.
+    landmark_corners: (68, 3) int32 vertices of the triangle each landmark lies on, and
+    landmark_bary: (68, 3) its barycentric weights: the landmark is ``sum_k bary_k * vertex[corner_k]``.
+      Learned from renders of the model and a detector (``tools/learn_landmarks.py``) so that the model's
+      points land where that detector puts them; without a learned file, ``landmarks`` with weights (1, 0, 0).
+    contour: (17, C) int32 candidate vertices of each jaw-contour landmark (iBUG 0-16), C >= 1, or (17, 0):
+      the fit takes, per jaw point, the candidate that projects outermost (the silhouette; see
+      :func:`ganfit_jax.objective.project_landmarks`). (17, 0): the jaw points stay fixed surface points.
     expression_names: names of the K_exp expression components (static).
     expression_kind: 'gaussian' or 'blendshape' (static).
     name: a short model name such as 'ict-facekit' (static).
@@ -63,6 +72,9 @@ class MorphableModel:
   landmarks: Int[Array, "68"]
   face_mask: Bool[Array, "V"]
   material: Int[Array, "V"]
+  landmark_corners: Int[Array, "68 3"]
+  landmark_bary: Float[Array, "68 3"]
+  contour: Int[Array, "17 C"]
   expression_names: Tuple[str, ...] = struct.field(pytree_node=False, default=())
   expression_kind: str = struct.field(pytree_node=False, default=EXPRESSION_GAUSSIAN)
   name: str = struct.field(pytree_node=False, default="model")
@@ -97,6 +109,11 @@ class MorphableModel:
       problems.append(f"uv must be (T, 2), got {self.uv.shape}")
     if self.landmarks.shape != (68,):
       problems.append(f"landmarks must be (68,), got {self.landmarks.shape}")
+    if self.landmark_corners.shape != (68, 3) or self.landmark_bary.shape != (68, 3):
+      problems.append(f"landmark_corners and landmark_bary must be (68, 3), got {self.landmark_corners.shape} "
+                      f"and {self.landmark_bary.shape}")
+    if self.contour.ndim != 2 or self.contour.shape[0] != 17:
+      problems.append(f"contour must be (17, C), got {self.contour.shape}")
     if self.face_mask.shape != (v,):
       problems.append(f"face_mask must be ({v},), got {self.face_mask.shape}")
     if self.material.shape != (v,):
@@ -115,6 +132,13 @@ class MorphableModel:
       lm = np.asarray(self.landmarks)
       if lm.min() < 0 or lm.max() >= v:
         problems.append(f"landmark indices outside [0, {v})")
+      for name in ("landmark_corners", "contour"):
+        a = np.asarray(getattr(self, name))
+        if a.size and (a.min() < 0 or a.max() >= v):
+          problems.append(f"{name} indices outside [0, {v})")
+      b = np.asarray(self.landmark_bary)
+      if not (np.all(np.isfinite(b)) and np.all(b >= -1e-6) and np.allclose(b.sum(1), 1.0, atol=1e-4)):
+        problems.append("landmark_bary rows must be barycentric weights (>= 0, summing to 1)")
     if problems:
       raise ValueError(f"invalid MorphableModel {self.name!r}: " + "; ".join(problems))
     return self

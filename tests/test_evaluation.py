@@ -73,6 +73,13 @@ def test_mesh_against_itself_and_a_copy_offset_along_its_normals(sphere):
   lm = mesh.vertices[np.linspace(0, len(mesh.vertices) - 1, 68).astype(int)]
   res = shape.now_protocol(mesh, lm, shape.Mesh.of(offset, mesh.triangles), lm * (51.0 / 50.0), scale=False)
   assert abs(res["scan_to_mesh_mm"] - 1.0) < 0.02, res
+  # NoW's default: the landmarks' scale (here exact), then RIGID ICP: the offset stays measured; the named
+  # similarity-ICP variant lets the scale absorb it
+  scan = shape.Mesh.of(offset, mesh.triangles)
+  official = shape.evaluate(mesh, lm, scan, lm, "now")
+  similarity = shape.evaluate(mesh, lm, scan, lm, "now_similarity")
+  assert official["protocol"] == "now" and abs(official["scan_to_mesh_mm"] - 1.0) < 0.02, official
+  assert similarity["protocol"] == "now_similarity" and similarity["scan_to_mesh_mm"] < 0.1, similarity
 
 
 def _random_similarity(seed):

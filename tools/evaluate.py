@@ -6,7 +6,8 @@
   python tools/evaluate.py --mode=identity --results=out/batch [--labels=people.csv]
 
 scan: one JSON line with scan_to_mesh_mm (mean scan-to-prediction point-to-surface distance), median_mm,
-  std_mm, protocol (now | micc | regions; ganfit_jax.evaluation.shape documents each). Landmark files: a
+  std_mm, protocol (now | now_similarity | micc | regions; ganfit_jax.evaluation.shape documents each).
+  Landmark files: a
   report.json of tools/fit.py (its landmarks_3d_mm) or a 68x3 .json / .npy. --rigid: no scale in alignment.
 landmarks: each report.json under --results is matched by its photo's file name to NAME.pts (iBUG,
   1-based) / .json / .ljson / .npy under --ground_truth; one JSON line per photo, then the mean.
@@ -31,7 +32,10 @@ flags.DEFINE_string("pred", None, "scan: predicted mesh (OBJ/PLY), e.g. mesh_neu
 flags.DEFINE_string("pred_landmarks", None, "scan: predicted 68 3D landmarks (report.json, .json or .npy).")
 flags.DEFINE_string("scan", None, "scan: the 3D scan (OBJ/PLY mesh or point cloud), in mm.")
 flags.DEFINE_string("scan_landmarks", None, "scan: the scan's 68 3D landmarks (.json or .npy).")
-flags.DEFINE_enum("protocol", "now", ["now", "micc", "regions"], "scan: the protocol.")
+flags.DEFINE_enum("protocol", "now", ["now", "now_similarity", "micc", "regions"],
+                  "scan: the protocol (now: NoW's own alignment, scaled landmarks then rigid ICP; now_similarity: "
+                  "similarity ICP, flatters offsets; micc: symmetric, for full scans, scan_to_pred_mm is the "
+                  "one-directional figure).")
 flags.DEFINE_bool("rigid", False, "scan: rigid alignment (no scale).")
 flags.DEFINE_string("results", None, "landmarks / identity: a folder of tools/fit.py outputs.")
 flags.DEFINE_string("ground_truth", None, "landmarks: folder of ground-truth landmark files.")

@@ -73,8 +73,8 @@ def main(argv):
   fc = fit_config(cfg.fit_preset)
   try:
     lfw_root = lfw.root(FLAGS.lfw_dir)
-    sc = scene_lib.load(fc.model, fc.texture_model, fc.identity_net, canvas_size=fc.canvas_size,
-                        texture_size=fc.texture_size)
+    sc = scene_lib.load(fc.model, fc.texture_model, fc.identity_net, landmarks=str(fc.landmarks),
+                        canvas_size=fc.canvas_size, texture_size=fc.texture_size)
   except FileNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -34,6 +34,9 @@ def get_config(preset: str = "fast"):
   c.model = "ict"                  # asset name or a converted .npz (tools/convert_model.py)
   c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or an exported .npz
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
+  c.landmarks = "learned"          # where the detector's 68 points lie on the model: 'learned' (the correspondence
+                                   # tools/learn_landmarks.py shipped for the model, sliding jaw), 'vertices' (the
+                                   # model's hand-picked vertices, fixed jaw) or a correspondence .npz
   c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
                                    # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
   c.mode = "auto"                  # 'fit' (GANFit), 'regress' (Fast-GANFit: the regressor's prediction alone),

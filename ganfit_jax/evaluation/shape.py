@@ -21,7 +21,7 @@ Protocols (units: millimetres), each documenting its conventions:
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -215,12 +215,13 @@ def icp(pred: Mesh, scan: Mesh, scale: bool = True, iterations: int = 30, trim: 
 
 
 def align(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landmarks: np.ndarray, *,
-          scale: bool = True, icp_iterations: int = 30) -> Mesh:
-  """Landmark alignment (Umeyama) then ICP; ``scale=False`` is rigid throughout."""
+          scale: bool = True, icp_scale: Optional[bool] = None, icp_iterations: int = 30) -> Mesh:
+  """Landmark alignment (Umeyama; similarity when ``scale``) then ICP (similarity when ``icp_scale``,
+  which defaults to ``scale``); ``scale=False`` is rigid throughout."""
   s, r, t = umeyama(pred_landmarks, scan_landmarks, scale=scale)
   moved = pred.transformed(s, r, t)
   if icp_iterations:
-    moved, _ = icp(moved, scan, scale=scale, iterations=icp_iterations)
+    moved, _ = icp(moved, scan, scale=scale if icp_scale is None else icp_scale, iterations=icp_iterations)
   return moved
 
 
@@ -236,16 +237,19 @@ NOW_LANDMARKS = (36, 39, 42, 45, 33, 48, 54)  # iBUG indices of NoW's 7 points: 
 
 
 def now_protocol(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landmarks: np.ndarray, *,
-                 scale: bool = True) -> Dict[str, float]:
-  """NoW-style error (Sanyal et al., CVPR 2019; NoW evaluation code).
+                 scale: bool = True, icp_scale: bool = False) -> Dict[str, float]:
+  """NoW error (Sanyal et al., CVPR 2019), aligned as NoW's own evaluation code does by default.
 
   Conventions: the prediction is the NEUTRAL-expression mesh; the scan is the
-  cropped face scan the benchmark provides; alignment of prediction to scan by
-  the 7 landmarks (eye corners, nose bottom, mouth corners: iBUG 36, 39, 42, 45,
-  33, 48, 54) with a similarity transform, then refined by ICP (the official
-  code refines rigidly after a scaled landmark alignment; ``scale=False`` here
-  keeps everything rigid); error = distance from every scan point to the
-  closest point on the predicted surface; median / mean / std in mm.
+  cropped face scan the benchmark provides; the prediction is aligned to the scan
+  by a scaled Procrustes fit of the 7 landmarks (eye corners, nose bottom, mouth
+  corners: iBUG 36, 39, 42, 45, 33, 48, 54; ``scale=False``: rigid), then refined
+  by RIGID ICP (the scale is the landmarks' and stays: a uniformly inflated or
+  offset prediction keeps its error). ``icp_scale=True`` is the similarity-ICP
+  variant (``protocol`` then reads ``now_similarity``): the scale absorbs part of
+  an offset (a mesh offset 1 mm along its normals measures well under 1 mm), so
+  it flatters; report it only named. Error = distance from every scan point to
+  the closest point on the predicted surface; median / mean / std in mm.
 
   Args:
     pred_landmarks, scan_landmarks: (68, 3) or (7, 3) 3D landmarks (68 are reduced to the 7).
@@ -253,8 +257,9 @@ def now_protocol(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landma
   pl, sl = (np.asarray(x, np.float64) for x in (pred_landmarks, scan_landmarks))
   pl = pl[list(NOW_LANDMARKS)] if len(pl) == 68 else pl
   sl = sl[list(NOW_LANDMARKS)] if len(sl) == 68 else sl
-  moved = align(pred, pl, scan, sl, scale=scale)
-  return dict(_stats(closest_points(scan.vertices, moved).distance), protocol="now")
+  moved = align(pred, pl, scan, sl, scale=scale, icp_scale=icp_scale and scale)
+  return dict(_stats(closest_points(scan.vertices, moved).distance),
+              protocol="now_similarity" if icp_scale and scale else "now")
 
 
 def micc_protocol(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landmarks: np.ndarray, *,
@@ -268,6 +273,11 @@ def micc_protocol(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landm
   prediction's tangent planes) and (prediction points to the scan's), each
   |(p - c) . n| at the closest surface point c with the triangle normal n.
   ``scan_to_mesh_mm`` is the symmetric mean; median/std are of the pooled distances.
+
+  The symmetric term is meant for FULL scans (MICC's cover the whole 95 mm crop): on a partial scan every
+  predicted point the scan does not cover adds its distance to the scan's edge. ``scan_to_pred_mm`` (scan
+  points to the prediction only) is the one-directional figure: report it beside the symmetric one, and
+  alone for partial scans.
   """
   pl, sl = np.asarray(pred_landmarks, np.float64), np.asarray(scan_landmarks, np.float64)
   s, r, t = umeyama(pl, sl, scale=scale)
@@ -289,6 +299,63 @@ def micc_protocol(pred: Mesh, pred_landmarks: np.ndarray, scan: Mesh, scan_landm
   return dict(scan_to_mesh_mm=float(0.5 * (a.mean() + b.mean())), median_mm=float(np.median(pooled)),
               std_mm=float(np.std(pooled)), scan_to_pred_mm=float(a.mean()), pred_to_scan_mm=float(b.mean()),
               points=int(len(a)), protocol="micc")
+
+
+def model_bound(model, scan: Mesh, scan_landmarks: np.ndarray, *, ridge: float = 0.0, expression: bool = True,
+                rounds: int = 8, trim: float = 0.1, max_points: int = 6000):
+  """The morphable model's closest surface to a scan, fitted to the SCAN itself (no photo): what any photo
+  fit with this model could reach at best, by the NoW protocol's measure (a bound, not a fit).
+
+  Alternates (a) NoW's alignment of the current model mesh to the scan (scaled Procrustes on the 7
+  landmarks, rigid ICP) and (b) Gauss-Newton on scan-to-model POINT-TO-PLANE residuals: each scan point p
+  (an even subset of ``max_points``, the worst ``trim`` left out) takes its closest point on the model's
+  surface (triangle and barycentric weights b, normal n) and the coefficients x = (identity, expression when
+  ``expression``) minimise ``mean_p (n . (p - sum_k b_k (mean + B x)_k))^2 + ridge * |x|^2`` (one linear
+  solve per round; ``ridge`` in mm^2 per unit coefficient^2: 0 is unconstrained). Expression activations
+  of blendshape models are clipped to [0, 1] after each solve.
+
+  Returns (neutral vertices (V, 3) in the model frame, identity (K_id,), expression (K_exp,)): score the
+  neutral mesh (identity only) with :func:`now_protocol` as any prediction.
+  """
+  from ganfit_jax.types import EXPRESSION_BLENDSHAPE
+  mean = np.asarray(model.mean, np.float64)
+  tri = np.asarray(model.triangles)
+  lm_c, lm_b = np.asarray(model.landmark_corners), np.asarray(model.landmark_bary, np.float64)
+  bases = [np.asarray(model.id_basis, np.float64)]
+  if expression and model.num_expression:
+    bases.append(np.asarray(model.exp_basis, np.float64))
+  basis = np.concatenate(bases, 0)  # (K, V, 3)
+  k_id = model.num_identity
+  x = np.zeros(len(basis))
+  pts_all = scan.vertices[::max(1, len(scan.vertices) // max_points)]
+  sl = np.asarray(scan_landmarks, np.float64)
+  sl = sl[list(NOW_LANDMARKS)] if len(sl) == 68 else sl
+  for _ in range(rounds):
+    v = mean + np.tensordot(x, basis, 1)
+    lm = np.einsum("lk,lkd->ld", lm_b, v[lm_c])[list(NOW_LANDMARKS)]
+    s, r, t = umeyama(lm, sl, scale=True)
+    mesh = Mesh.of(v, tri).transformed(s, r, t)
+    _, (s2, r2, t2) = icp(mesh, scan, scale=False, iterations=15)
+    sc, rot, tr = s2 * s, r2 @ r, s2 * r2 @ t + t2
+    local = ((pts_all - tr) @ rot) / sc  # scan points in the model frame
+    index = SurfaceIndex(Mesh.of(v, tri))
+    c = index.query(local, exact=False)
+    keep = c.distance <= np.quantile(c.distance, 1.0 - trim)
+    p, q, ti = local[keep], c.points[keep], c.triangle[keep]
+    corners = tri[ti]  # (N, 3)
+    a, b, d = (v[corners[:, j]] for j in range(3))
+    n = np.cross(b - a, d - a)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    bary = geometry.barycentric(q, a, b, d)  # (N, 3)
+    m0 = np.einsum("nk,nkd->nd", bary, mean[corners])
+    jac = np.einsum("nk,jnkd,nd->nj", bary, basis[:, corners], n)  # (N, K): d(n . model point)/dx
+    y = np.einsum("nd,nd->n", p - m0, n)
+    npts = len(y)
+    x = np.linalg.solve(jac.T @ jac / npts + ridge * np.eye(len(x)), jac.T @ y / npts)
+    if model.expression_kind == EXPRESSION_BLENDSHAPE and len(x) > k_id:
+      x[k_id:] = np.clip(x[k_id:], 0.0, 1.0)
+  neutral = mean + np.tensordot(x[:k_id], basis[:k_id], 1)
+  return neutral, x[:k_id], x[k_id:]
 
 
 REGIONS = ("nose", "mouth", "forehead", "cheeks")
@@ -350,10 +417,15 @@ PROTOCOLS = {"now": now_protocol, "micc": micc_protocol, "regions": region_proto
 
 
 def evaluate(pred: Mesh, pred_landmarks, scan: Mesh, scan_landmarks, protocol: str = "now",
-             scale: bool = True) -> Dict[str, float]:
-  """One protocol by name (``now``, ``micc``, ``regions``)."""
+             scale: bool = True) -> Dict[str, Union[float, int, str]]:
+  """One protocol by name: ``now`` (official: scaled landmarks, rigid ICP), ``now_similarity`` (similarity
+  ICP), ``micc``, ``regions``. Returns the protocol's dict: floats in mm, ``points`` (int) and ``protocol``
+  (str)."""
+  if protocol == "now_similarity":
+    return now_protocol(pred, np.asarray(pred_landmarks), scan, np.asarray(scan_landmarks), scale=scale,
+                        icp_scale=True)
   if protocol not in PROTOCOLS:
-    raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+    raise ValueError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS) + ['now_similarity']}")
   return PROTOCOLS[protocol](pred, np.asarray(pred_landmarks), scan, np.asarray(scan_landmarks), scale=scale)
 
 
@@ -381,4 +453,4 @@ def load_mesh(path: str) -> Mesh:
 
 __all__ = ["Mesh", "Closest", "closest_points", "closest_point_on_triangles", "umeyama", "icp", "align",
            "now_protocol", "micc_protocol", "region_protocol", "region_masks", "evaluate", "load_mesh",
-           "PROTOCOLS", "REGIONS", "NOW_LANDMARKS"]
+           "PROTOCOLS", "REGIONS", "NOW_LANDMARKS", "model_bound"]

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganfit_jax import camera as camera_lib
-from ganfit_jax import lighting, morphable
+from ganfit_jax import geometry, lighting, morphable
 from ganfit_jax.evaluation import shape
 from ganfit_jax.render import pipeline
-from ganfit_jax.types import MorphableModel
+from ganfit_jax.types import EXPRESSION_BLENDSHAPE, MorphableModel
 
 
 def transfer_uv(src: MorphableModel, dst: MorphableModel) -> np.ndarray:
@@ -43,14 +43,7 @@ def transfer_uv(src: MorphableModel, dst: MorphableModel) -> np.ndarray:
   c = shape.closest_points(moved.vertices, dmesh)
   tri = d_tri[tile][c.triangle]
   a, b, d = (dmesh.vertices[tri[:, k]] for k in range(3))
-  # barycentrics of the closest point in its triangle
-  v0, v1, v2 = b - a, d - a, c.points - a
-  d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
-  d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
-  den = np.maximum(d00 * d11 - d01 * d01, 1e-12)
-  wb, wc = (d11 * d20 - d01 * d21) / den, (d00 * d21 - d01 * d20) / den
-  w = np.clip(np.stack([1 - wb - wc, wb, wc], 1), 0, 1)
-  w /= w.sum(1, keepdims=True)
+  w = geometry.barycentric(c.points, a, b, d)
   corners = uv[uvt[tile][c.triangle]]  # (V, 3, 2)
   return np.einsum("vk,vkd->vd", w, corners).astype(np.float32)
 
@@ -72,7 +65,8 @@ class SyntheticFace:
   light: np.ndarray
 
 
-def _backgrounds(n: int, size: int, rng, photos: Optional[List[str]]):
+def backgrounds(n: int, size: int, rng, photos: Optional[List[str]]):
+  """n blurred photos (or flat random colours without ``photos``) of side ``size`` to render faces over."""
   import cv2
   out = []
   for i in range(n):
@@ -86,50 +80,76 @@ def _backgrounds(n: int, size: int, rng, photos: Optional[List[str]]):
   return out
 
 
+def sample_expression(rng, model: MorphableModel, p: float = 0.08, high: float = 0.7) -> np.ndarray:
+  """A sparse random expression: each component active with probability ``p``, at U(0, ``high``) for
+  blendshape models (activations) and N(0, ``high``) for Gaussian ones."""
+  on = rng.random(model.num_expression) < p
+  if model.expression_kind == EXPRESSION_BLENDSHAPE:
+    return (on * rng.uniform(0.0, high, model.num_expression)).astype(np.float32)
+  return (on * rng.normal(0.0, high, model.num_expression)).astype(np.float32)
+
+
 def make_faces(src: MorphableModel, uv: np.ndarray, textures: np.ndarray, n: int, *, seed: int = 0,
                size: int = 256, expression_std: float = 0.0, yaw_deg: float = 15.0, pitch_deg: float = 8.0,
-               focal_range=(2.5, 8.0), background_photos: Optional[List[str]] = None) -> List[SyntheticFace]:
+               focal_range=(2.5, 8.0), background_photos: Optional[List[str]] = None,
+               uv_triangles: Optional[np.ndarray] = None, sparse_expression: float = 0.0,
+               shape_sigma: Optional[float] = None, yaw_uniform: bool = False) -> List[SyntheticFace]:
   """n synthetic photos of ``src`` faces (see the module docstring).
 
   Args:
     src: the generating model (e.g. the BFM); uv: (V, 2) from :func:`transfer_uv`.
     textures: (M, T, T, 3) textures in the fitted model's layout (face i takes textures[i % M]).
     expression_std: expression coefficients ~ N(0, std) (0: neutral faces).
-    yaw_deg, pitch_deg: pose std; focal_range: focal lengths (image heights), the camera distance
-      scaled so the face fills about half of the photo (perspective varies with the focal length).
+    sparse_expression: > 0: expressions from :func:`sample_expression` with this activation range instead.
+    shape_sigma: identity coefficients clipped to +- this (None: not clipped).
+    uv_triangles: per-corner UV indices into ``uv`` (the model's own layout, e.g. ICT's); None: ``uv`` is per
+      vertex. Either way only the texture tile [0, 1]^2 is drawn (the rest shows the background).
+    yaw_deg, pitch_deg: pose std (``yaw_uniform``: yaw ~ U(-yaw_deg, yaw_deg)); focal_range: focal lengths
+      (image heights), the camera distance scaled so the face fills about half of the photo (perspective
+      varies with the focal length).
     background_photos: photos to blur into backgrounds (else flat random colours).
   """
   rng = np.random.default_rng(seed)
   tri = np.asarray(src.triangles)
-  lm_idx = np.asarray(src.landmarks)
-  centre = np.asarray(src.mean)[lm_idx].mean(0)
-  face_h = float(np.ptp(np.asarray(src.mean)[lm_idx][:, 1]))
-  backgrounds = _backgrounds(n, size, rng, background_photos)
+  lm_mean = np.asarray(morphable.landmarks(src, src.mean))
+  centre = lm_mean.mean(0)
+  face_h = float(np.ptp(lm_mean[:, 1]))
+  bgs = backgrounds(n, size, rng, background_photos)
+
+  uvt = src.triangles if uv_triangles is None else jnp.asarray(uv_triangles)
 
   @jax.jit
   def render(verts, tex, cam, light, bg):
-    return pipeline.render(verts, src.triangles, jnp.asarray(uv), src.triangles, tex, cam, light, bg,
-                           height=size, width=size).image
+    out = pipeline.render(verts, src.triangles, jnp.asarray(uv), uvt, tex, cam, light, bg, height=size, width=size)
+    face = out.mask & (out.uv[..., 0] <= 1.0)
+    return jnp.where(face[..., None], out.shaded, bg)
 
   out = []
   for i in range(n):
     a = rng.normal(size=src.num_identity).astype(np.float32)
-    e = (rng.normal(size=src.num_expression) * expression_std).astype(np.float32)
+    if shape_sigma is not None:
+      a = np.clip(a, -shape_sigma, shape_sigma)
+    if sparse_expression > 0:
+      e = sample_expression(rng, src, high=sparse_expression)
+    else:
+      e = (rng.normal(size=src.num_expression) * expression_std).astype(np.float32)
     neutral = np.asarray(morphable.vertices(src, jnp.asarray(a)))
     verts = np.asarray(morphable.vertices(src, jnp.asarray(a), jnp.asarray(e)))
     f = float(rng.uniform(*focal_range))
     dist = f * face_h / 0.45  # the landmarks' height spans ~45% of the photo
-    yaw, pitch = np.deg2rad(rng.normal() * yaw_deg), np.deg2rad(rng.normal() * pitch_deg)
+    yaw = np.deg2rad(rng.uniform(-yaw_deg, yaw_deg) if yaw_uniform else rng.normal() * yaw_deg)
+    pitch = np.deg2rad(rng.normal() * pitch_deg)
     cam = camera_lib.orbit_camera(yaw, pitch, distance=dist, look_at=tuple(centre), focal=f)
     light = lighting.default_light() + jnp.asarray(rng.normal(size=9) * np.array([300.0] * 3 + [0.08] * 6),
                                                    jnp.float32)
     img = np.asarray(render(jnp.asarray(verts), jnp.asarray(textures[i % len(textures)]), cam, light,
-                            jnp.asarray(backgrounds[i])))
-    xy, _ = camera_lib.project(cam, jnp.asarray(verts[lm_idx]), size, size)
+                            jnp.asarray(bgs[i])))
+    xy, _ = camera_lib.project(cam, morphable.landmarks(src, jnp.asarray(verts)), size, size)
     out.append(SyntheticFace(photo=np.clip(img, 0, 1), vertices=verts, neutral=neutral, triangles=tri,
-                             landmarks_3d=neutral[lm_idx], landmarks_photo=np.asarray(xy), shape=a, expression=e,
+                             landmarks_3d=np.asarray(morphable.landmarks(src, neutral)),
+                             landmarks_photo=np.asarray(xy), shape=a, expression=e,
                              camera=np.asarray(cam), light=np.asarray(light)))
   return out
 
 
-__all__ = ["transfer_uv", "SyntheticFace", "make_faces"]
+__all__ = ["transfer_uv", "SyntheticFace", "make_faces", "sample_expression", "backgrounds"]

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganfit_jax import objective, runtime
+from ganfit_jax import morphable, objective, runtime
 from ganfit_jax import params as params_lib
 from ganfit_jax.face import PreparedFace, apply_affine, invert_affine
 from ganfit_jax.files import atomic_dir
@@ -156,7 +156,7 @@ class Writer:
           identity_net=self.scene.identity.name, texture_model=self.scene.texture.kind, model=self.model.name,
           texture_detail=bool(use_detail), texture_size=int(o["texture"].shape[0]),
           landmarks_photo_px=np.asarray(lm_photo).round(2).tolist(),
-          landmarks_3d_mm=np.asarray(o["vertices"][np.asarray(self.model.landmarks)]).round(3).tolist(),
+          landmarks_3d_mm=np.asarray(morphable.landmarks(self.model, o["vertices"])).round(3).tolist(),
           faces_detected=r.prepared.num_faces, photo_size=list(r.prepared.photo_shape),
           timings_s=dict(fit=round(r.seconds, 3), write=round(time.perf_counter() - t0, 3),
                          **{f"{k}_so_far": v for k, v in runtime.compile_seconds().items()}),

@@ -1,0 +1,137 @@
+"""Landmark correspondences on the model's surface, the sliding jaw contour and the shape bound."""
+
+import numpy as np
+import pytest
+
+import jax.numpy as jnp
+
+from ganfit_jax import camera as camera_lib
+from ganfit_jax import correspondence, morphable, objective
+from ganfit_jax.evaluation import shape
+
+
+def test_landmarks_are_surface_points_and_default_to_the_vertices(ict_model, tmp_path):
+  m = ict_model
+  corners, bary = morphable.fixed_landmarks(m.landmarks)
+  plain = morphable.with_landmarks(m, corners, bary, np.zeros((17, 0), np.int32))
+  np.testing.assert_allclose(morphable.landmarks(plain, plain.mean), np.asarray(plain.mean)[np.asarray(m.landmarks)])
+  # a point a third of the way along each landmark triangle: the row-only path equals the full mesh's
+  rng = np.random.default_rng(0)
+  tri = np.asarray(m.triangles)[rng.integers(0, len(m.triangles), 68)]
+  w = rng.dirichlet(np.ones(3), 68).astype(np.float32)
+  moved = morphable.with_landmarks(m, tri, w)
+  shape_c, expr = rng.normal(size=m.num_identity).astype(np.float32), np.full(m.num_expression, 0.2, np.float32)
+  full = morphable.landmarks(moved, morphable.vertices(moved, shape_c, expr))
+  np.testing.assert_allclose(morphable.landmark_points(moved, shape_c, expr), full, atol=1e-3)
+  np.testing.assert_array_equal(moved.landmarks, m.landmarks)  # the authors' vertices stay on record
+  # stored with the model, and as a correspondence file keyed to the mesh
+  morphable.save_npz(str(tmp_path / "m.npz"), moved)
+  back = morphable.load_npz(str(tmp_path / "m.npz"))
+  np.testing.assert_allclose(back.landmark_bary, w)
+  morphable.save_landmarks(str(tmp_path / "lm.npz"), moved)
+  np.testing.assert_array_equal(morphable.load_landmarks(plain, str(tmp_path / "lm.npz")).landmark_corners, tri)
+  with pytest.raises(ValueError, match="learned for another mesh"):
+    morphable.load_landmarks(plain.replace(triangles=plain.triangles[1:]), str(tmp_path / "lm.npz"))
+  with pytest.raises(ValueError, match="barycentric"):
+    morphable.with_landmarks(m, tri, w * 2)
+
+
+def test_the_default_model_carries_the_shipped_correspondence(ict_model):
+  """tools/learn_landmarks.py's file for the default model applies (same mesh) and moves the points."""
+  import os
+  path = morphable.learned_landmarks_path(ict_model)
+  assert os.path.isfile(path), path
+  assert ict_model.contour.shape[0] == 17
+  assert not np.allclose(np.asarray(ict_model.landmark_bary)[:, 0], 1.0)
+
+
+def _views(model, n, seed, truth_corners, truth_bary):
+  """Views whose 'detector' is the projection of known surface points (no render): random identities,
+  expressions and poses."""
+  rng = np.random.default_rng(seed)
+  lm = np.asarray(morphable.landmarks(model, model.mean))
+  views = []
+  for _ in range(n):
+    v = np.asarray(morphable.vertices(model, rng.normal(size=model.num_identity).astype(np.float32),
+                                      np.clip(rng.normal(size=model.num_expression) * 0.2, 0, 1).astype(np.float32)))
+    cam = np.asarray(camera_lib.orbit_camera(np.deg2rad(rng.uniform(-25, 25)), np.deg2rad(rng.normal() * 5),
+                                             distance=700.0, look_at=tuple(lm.mean(0)), focal=4.0))
+    pts = np.einsum("lk,lkd->ld", truth_bary, v[truth_corners])
+    views.append(correspondence.View(vertices=v, camera=cam, size=256,
+                                     detected=correspondence.project(cam, pts, 256)))
+  return views
+
+
+def test_learned_points_recover_known_surface_points(ict_model):
+  m = ict_model
+  c0, b0 = morphable.fixed_landmarks(m.landmarks)
+  start = morphable.with_landmarks(m, c0, b0, np.zeros((17, 0), np.int32))
+  # the truth: each inner point moved onto a triangle a few millimetres away, at an inner barycentric point
+  mean = np.asarray(m.mean)
+  tri = np.asarray(m.triangles)
+  skin = (np.asarray(m.material)[tri] == 0).all(1)
+  tri = tri[skin]  # the search keeps to skin (eyeballs are no landmark's surface)
+  cent = mean[tri].mean(1)
+  truth_c, truth_b = c0.copy(), b0.astype(np.float64).copy()
+  for j in range(17, 68):
+    d = np.linalg.norm(cent - mean[c0[j, 0]], axis=1)
+    k = int(np.argmin(np.abs(d - 4.0)))
+    truth_c[j], truth_b[j] = tri[k], (0.5, 0.3, 0.2)
+  views = _views(m, 12, 0, truth_c, truth_b)
+  before = correspondence.agreement(start, views, c0, b0)
+  corners, bary = correspondence.learn_points(start, views, range(17, 68), radius_mm=8.0, steps=10)
+  after = correspondence.agreement(start, views, corners, bary)
+  truth = np.einsum("lk,lkd->ld", truth_b, mean[truth_c])[17:]
+  got = np.einsum("lk,lkd->ld", bary, mean[corners])[17:]
+  err = np.linalg.norm(got - truth, axis=1)
+  assert err.max() < 0.6, (np.argmax(err) + 17, err.max())
+  assert after["all"] < 0.25 * before["all"]
+
+
+def test_the_jaw_slides_to_the_silhouette(ict_model):
+  m = ict_model
+  c0, b0 = morphable.fixed_landmarks(m.landmarks)
+  cont = correspondence.contour_candidates(m, c0, b0, 0.0, 8.0)
+  slid = morphable.with_landmarks(m, c0, b0, cont)
+  fixed = morphable.with_landmarks(m, c0, b0, np.zeros((17, 0), np.int32))
+  shape_c = jnp.zeros((m.num_identity,))
+  expr = jnp.zeros((m.num_expression,))
+  lm = np.asarray(morphable.landmarks(m, m.mean))
+  normals = np.asarray(morphable.vertex_normals(m.mean, m.triangles))
+  for yaw in (0.0, 30.0):
+    cam = camera_lib.orbit_camera(np.deg2rad(yaw), 0.0, distance=700.0, look_at=tuple(lm.mean(0)), focal=4.0)
+    a = np.asarray(objective.landmarks_2d(slid, shape_c, expr, cam, 256))
+    b = np.asarray(objective.landmarks_2d(fixed, shape_c, expr, cam, 256))
+    np.testing.assert_allclose(a[17:], b[17:])  # inner points do not slide
+    # each slid jaw point is a candidate whose normal is nearly perpendicular to the view (a silhouette), on
+    # the side turned away from the camera at least
+    xy = np.asarray(camera_lib.project(cam, jnp.asarray(np.asarray(m.mean)[cont.reshape(-1)]), 256, 256)[0])
+    xy = xy.reshape(17, -1, 2)
+    eye = np.asarray(cam[:3])
+    side = range(0, 5) if yaw > 0 else range(0, 17)
+    for j in side:
+      k = int(np.argmin(np.linalg.norm(xy[j] - a[j], axis=1)))
+      v = cont[j, k]
+      view = (eye - np.asarray(m.mean)[v]) / np.linalg.norm(eye - np.asarray(m.mean)[v])
+      if j in (0, 1, 2, 3, 13, 14, 15, 16) or yaw > 0:
+        assert abs(normals[v] @ view) < 0.45, (yaw, j, float(normals[v] @ view))
+  # the chosen point's position is differentiated
+  import jax
+  g = jax.grad(lambda s: objective.landmarks_2d(slid, s, expr, cam, 256)[:17].sum())(shape_c)
+  assert np.all(np.isfinite(np.asarray(g))) and np.abs(np.asarray(g)).max() > 0
+
+
+def test_the_bound_recovers_a_face_of_the_model_and_the_ridge_holds_it(ict_model):
+  m = ict_model
+  rng = np.random.default_rng(3)
+  a = np.clip(rng.normal(size=m.num_identity), -1.5, 1.5).astype(np.float32)
+  truth = np.asarray(morphable.vertices(m, a))
+  scan = shape.Mesh.of(truth, np.asarray(m.triangles))
+  lm = np.asarray(morphable.landmarks(m, truth))
+  free, ka, _ = shape.model_bound(m, scan, lm, ridge=0.0, expression=False, rounds=4)
+  err = shape.now_protocol(shape.Mesh.of(free, scan.triangles), np.asarray(morphable.landmarks(m, free)), scan, lm)
+  mean_err = shape.now_protocol(shape.Mesh.of(np.asarray(m.mean), scan.triangles),
+                                np.asarray(morphable.landmarks(m, m.mean)), scan, lm)
+  assert err["scan_to_mesh_mm"] < 0.15 * mean_err["scan_to_mesh_mm"], (err, mean_err)
+  _, kr, _ = shape.model_bound(m, scan, lm, ridge=1.0, expression=False, rounds=4)
+  assert np.linalg.norm(kr) < 0.8 * np.linalg.norm(ka)
