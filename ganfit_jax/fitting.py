@@ -203,16 +203,28 @@ def run_chunk(variables, opt_state, scene: Scene, targets: objective.Target, wei
     (v, s), aux = jax.lax.scan(body, (variables, opt_state), start + jnp.arange(spec.length))
     return v, s, aux
 
-  return compiled.call(scan, variables, opt_state, scene, targets, weights, keys, np.int32(start),
-                       name="fit_chunk", static=spec, donate=2 if donate else 0, mesh=mesh)
+  v, s, aux = compiled.call(scan, variables, opt_state, scene, targets, weights, keys, np.int32(start),
+                            name="fit_chunk", static=spec, donate=2 if donate else 0, mesh=mesh)
+  return _on_photos(v, mesh), _on_photos(s, mesh), aux
+
+
+def _on_photos(tree, mesh):
+  """``tree``'s (B, ...) leaves sharded over ``mesh``'s photo axis (no-op without a mesh, or where they are).
+  XLA may return a leaf replicated (the shared identity's mean, an optimiser state built from zeros): the next
+  call would see another placement and compile the same program again, once per stage."""
+  if mesh is None or mesh.size <= 1:
+    return tree
+  photos = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
+  return jax.tree_util.tree_map(lambda x: x if x.sharding == photos else jax.device_put(x, photos), tree)
 
 
 def run_step(variables, opt_state, scene: Scene, targets: objective.Target, weights: objective.LossWeights,
              keys, step, *, spec: ChunkSpec, donate: bool = False, mesh=None):
   """One step (the ``dispatch`` loop's unit); aux (B, N). ``donate``, ``mesh``: as :func:`run_chunk`."""
   spec = dataclasses.replace(spec, length=1)  # one program for every chunk length of the same stage structure
-  return compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
-                       np.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
+  v, s, aux = compiled.call(lambda *a: _step(spec, *a), variables, opt_state, scene, targets, weights, keys,
+                            np.int32(step), name="fit_step", static=spec, donate=2 if donate else 0, mesh=mesh)
+  return _on_photos(v, mesh), _on_photos(s, mesh), aux
 
 
 def chunk(variables, opt_state, scene, targets, weights, keys, start: int, spec: ChunkSpec, loop: str,
@@ -251,7 +263,7 @@ def init_opt_state(variables, *, spec: ChunkSpec, mesh=None):
     state = jax.vmap(spec.optimizer().init)(flat)
     return jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), state)
 
-  return compiled.call(run, variables, name="init_opt_state", static=spec, mesh=mesh)
+  return _on_photos(compiled.call(run, variables, name="init_opt_state", static=spec, mesh=mesh), mesh)
 
 
 def chunk_length(steps: int, chunk: int) -> int:
