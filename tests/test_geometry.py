@@ -37,12 +37,23 @@ def test_landmarks_are_surface_points_and_default_to_the_vertices(ict_model, tmp
 
 
 def test_the_default_model_carries_the_shipped_correspondence(ict_model):
-  """tools/learn_landmarks.py's file for the default model applies (same mesh) and moves the points."""
+  """tools/learn_landmarks.py's file for the default model applies (same mesh) and moves the points; the
+  config's ``landmarks`` picks the hand-picked vertices or a file instead."""
   import os
+  from ganfit_jax.assets import AssetError
   path = morphable.learned_landmarks_path(ict_model)
   assert os.path.isfile(path), path
   assert ict_model.contour.shape[0] == 17
   assert not np.allclose(np.asarray(ict_model.landmark_bary)[:, 0], 1.0)
+  moved = np.linalg.norm(np.asarray(morphable.landmarks(ict_model, ict_model.mean))
+                         - np.asarray(ict_model.mean)[np.asarray(ict_model.landmarks)], axis=1)
+  assert 0.5 < np.median(moved) < 15.0, moved  # millimetres: learned points near, not on, the hand-picked ones
+  plain = morphable.load("ict", "vertices")
+  assert plain.contour.shape == (17, 0) and np.allclose(np.asarray(plain.landmark_bary)[:, 0], 1.0)
+  again = morphable.load("ict", path)
+  np.testing.assert_array_equal(again.landmark_corners, ict_model.landmark_corners)
+  with pytest.raises(AssetError, match="learn_landmarks"):
+    morphable.load("ict", "/nonexistent/landmarks.npz")
 
 
 def _views(model, n, seed, truth_corners, truth_bary):

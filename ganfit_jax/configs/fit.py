@@ -24,6 +24,10 @@ PAPER_WEIGHTS = dict(identity=2.0, identity_hat=2.0, content=50.0, pixel=1.0, la
 # Priors retuned on synthetic BFM faces and DevTrain photos (WORKSPACE.md, "Fidelity experiments"): the
 # paper's 0.05 lets landmarks push shape coefficients to 5 sigma and expressions to 1 on neutral faces.
 PRIORS = dict(reg_shape=25.0, reg_expression=0.01, sparse_expression=20.0)
+# In the full stage the identity and content terms carry shape (the paper's Table 1): a lighter shape prior
+# there lets them move it (same-model synthetic faces: WORKSPACE.md, "Geometry"); the landmark stage keeps
+# PRIORS (the 68 detected points alone bend the shape away from the person).
+FULL_PRIORS = dict(PRIORS, reg_shape=1.0)
 
 
 def get_config(preset: str = "fast"):
@@ -65,8 +69,9 @@ def get_config(preset: str = "fast"):
   c.num_inits = 1
   c.init_latent_std = 1.0
   c.batch_size = 4                 # photos fitted together with --input_dir
-  c.jaw_weight = 0.2               # weight of the 17 jaw-contour landmarks (silhouette points in the photo,
-                                   # fixed vertices on the model) in the landmark terms; 1 elsewhere
+  c.jaw_weight = 1.0               # weight of the 17 jaw-contour landmarks in the landmark terms (1 elsewhere); they
+                                   # slide to the mesh's silhouette where learned (landmarks='learned'); 0.2 suits
+                                   # landmarks='vertices' (fixed vertices against the photo's outline)
   c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
                                         light=0.02))
   c.stage_order = ("align", "full")
@@ -76,7 +81,7 @@ def get_config(preset: str = "fast"):
       weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, **PRIORS))))
   c.stages.full = ml_collections.ConfigDict(dict(
       steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"),
-      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, light_chroma=20.0, **PRIORS))))
+      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, light_chroma=20.0, **FULL_PRIORS))))
   if preset == "paper":
     c.mode = "fit"                 # the paper's GANFit schedule from the mean face
     c.stages.align.steps = 300
