@@ -156,6 +156,13 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
   """Writes a model atomically (a temporary file renamed into place)."""
   model.validate()
   arrays = {k: np.asarray(getattr(model, k)) for k in _ARRAY_FIELDS}
+  corners, bary = fixed_landmarks(arrays["landmarks"])
+  if (np.array_equal(arrays["landmark_corners"], corners) and np.allclose(arrays["landmark_bary"], bary)
+      and arrays["contour"].shape[1] == 0):
+    # the plain vertex correspondence is what load_npz fills in: not stored, so that load() still applies a
+    # learned file shipped for the model (a stored correspondence is the file's own and wins)
+    for k in ("landmark_corners", "landmark_bary", "contour"):
+      del arrays[k]
   arrays["mean"] = arrays["mean"].astype(np.float32)
   arrays["id_basis"] = arrays["id_basis"].astype(np.float32)
   arrays["exp_basis"] = arrays["exp_basis"].astype(np.float32)
