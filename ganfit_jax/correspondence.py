@@ -86,6 +86,12 @@ def learn_points(model: MorphableModel, views: Sequence[View], which: Sequence[i
   """(corners (68, 3), bary (68, 3)): the model's current points, with those in ``which`` moved to the
   surface point that best matches the detector over ``views`` (searched within ``radius_mm`` of the
   current point, then again around the winner: ``rounds``)."""
+  if not views:
+    raise ValueError("learn_points needs at least one View (renders with the detector's points)")
+  if any(np.asarray(v.detected).shape != (68, 2) for v in views):
+    raise ValueError("every View's detected points must be (68, 2) pixels")
+  if not 0 < keep <= 1 or radius_mm <= 0 or steps < 1:
+    raise ValueError(f"keep={keep} must be in (0, 1], radius_mm={radius_mm} > 0 and steps={steps} >= 1")
   corners = np.asarray(model.landmark_corners).copy()
   bary = np.asarray(model.landmark_bary, np.float64).copy()
   verts = np.stack([v.vertices for v in views]).astype(np.float64)  # (N, V, 3)

@@ -150,4 +150,10 @@ def test_the_bound_recovers_a_face_of_the_model_and_the_ridge_holds_it(ict_model
                                 np.asarray(morphable.landmarks(m, m.mean)), scan, lm)
   assert err["scan_to_mesh_mm"] < 0.15 * mean_err["scan_to_mesh_mm"], (err, mean_err)
   _, kr, _ = shape.model_bound(m, scan, lm, ridge=1.0, expression=False, rounds=4)
+  with pytest.raises(ValueError, match="ridge"):
+    shape.model_bound(m, scan, lm, ridge=-1.0)
+  with pytest.raises(ValueError, match="scan_landmarks"):
+    shape.model_bound(m, scan, lm[:5])
+  with pytest.raises(ValueError, match="at least one View"):
+    correspondence.learn_points(m, [], range(17, 68))
   assert np.linalg.norm(kr) < 0.8 * np.linalg.norm(ka)

@@ -318,6 +318,12 @@ def model_bound(model, scan: Mesh, scan_landmarks: np.ndarray, *, ridge: float =
   neutral mesh (identity only) with :func:`now_protocol` as any prediction.
   """
   from ganfit_jax.types import EXPRESSION_BLENDSHAPE
+  if not (np.isfinite(ridge) and ridge >= 0):
+    raise ValueError(f"ridge={ridge} must be a finite number >= 0 (0: unconstrained)")
+  if int(rounds) < 1 or not 0 <= trim < 1:
+    raise ValueError(f"rounds={rounds} must be >= 1 and trim={trim} in [0, 1)")
+  if np.asarray(scan_landmarks).shape not in ((68, 3), (7, 3)):
+    raise ValueError(f"scan_landmarks must be (68, 3) or NoW's (7, 3), got {np.asarray(scan_landmarks).shape}")
   mean = np.asarray(model.mean, np.float64)
   tri = np.asarray(model.triangles)
   lm_c, lm_b = np.asarray(model.landmark_corners), np.asarray(model.landmark_bary, np.float64)
