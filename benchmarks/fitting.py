@@ -32,31 +32,38 @@ flags.DEFINE_integer("num", 100, "DevTest photos for the quality table (0 skips 
 flags.DEFINE_integer("batch", 4, "Photos fitted together in the quality table.")
 flags.DEFINE_string("lfw_dir", None, "LFW folder.")
 flags.DEFINE_string("faces_cache", "work/lfw_faces.jsonl", "Landmark cache (tools/detect_lfw.py).")
+flags.DEFINE_list("variants", ["config.seed=0"], "Speed table: the config overrides of each variant, "
+                  "comma-separated, space-separated within one (e.g. 'config.dense=False,config.dense=True'); the "
+                  "variants' runs interleave (run i of every variant before run i + 1), each variant with its own "
+                  "compilation-cache folder. The default, config.seed=0, is the preset unchanged.")
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def speed():
   print(f"\n## Main job speed: tools/fit.py --image=examples/astronaut.jpg, preset {FLAGS.preset}\n")
-  print("| run | compilation cache | wall s | fit s | write s | trace s | lower s | XLA compile s |")
-  print("|---|---|---|---|---|---|---|---|")
+  print("| variant | run | compilation cache | wall s | fit s | write s | trace s | lower s | XLA compile s |")
+  print("|---|---|---|---|---|---|---|---|---|")
   with tempfile.TemporaryDirectory() as tmp:
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(tmp, "xla"))
     for i in range(FLAGS.runs):
-      out = os.path.join(tmp, f"out{i}")
-      t0 = time.perf_counter()
-      r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), "--image",
-                          os.path.join(ROOT, "examples", "astronaut.jpg"), f"--out={out}",
-                          f"--config={os.path.join(ROOT, 'configs', 'fit.py')}:{FLAGS.preset}"],
-                         capture_output=True, text=True, env=env)
-      wall = time.perf_counter() - t0
-      if r.returncode != 0:
-        print(r.stderr[-3000:])
-        raise SystemExit(f"tools/fit.py failed (exit {r.returncode})")
-      with open(os.path.join(out, "report.json")) as f:
-        t = json.load(f)["timings_s"]
-      print(f"| {i + 1} | {'empty' if i == 0 else 'warm'} | {wall:.1f} | {t['fit']:.1f} | {t['write']:.1f} | "
-            f"{t['trace_so_far']:.1f} | {t['lower_so_far']:.1f} | {t['compile_so_far']:.1f} |", flush=True)
+      for k, variant in enumerate(FLAGS.variants):
+        env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=os.path.join(tmp, f"xla{k}"))
+        out = os.path.join(tmp, f"out{k}_{i}")
+        extra = [f"--{o.lstrip('-')}" for o in variant.split()]
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fit.py"), "--image",
+                            os.path.join(ROOT, "examples", "astronaut.jpg"), f"--out={out}",
+                            f"--config={os.path.join(ROOT, 'configs', 'fit.py')}:{FLAGS.preset}"] + extra,
+                           capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - t0
+        if r.returncode != 0:
+          print(r.stderr[-3000:])
+          raise SystemExit(f"tools/fit.py failed (exit {r.returncode})")
+        with open(os.path.join(out, "report.json")) as f:
+          t = json.load(f)["timings_s"]
+        print(f"| {variant} | {i + 1} | {'empty' if i == 0 else 'warm'} | {wall:.1f} | {t['fit']:.1f} | "
+              f"{t['write']:.1f} | {t['trace_so_far']:.1f} | {t['lower_so_far']:.1f} | {t['compile_so_far']:.1f} |",
+              flush=True)
 
 
 def quality():

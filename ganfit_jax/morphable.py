@@ -84,6 +84,13 @@ def landmarks(model: MorphableModel, verts):
   return jnp.einsum("lk,lkd->ld", model.landmark_bary, verts[model.landmark_corners])
 
 
+def dense_points(model: MorphableModel, shape, expression=None):
+  """(P, 3) the dense detector's points on the surface (``MorphableModel.dense_corners`` / ``dense_bary``),
+  from those triangles' rows only."""
+  corners = _rows(model, model.dense_corners, shape, expression)  # (P, 3 corners, 3)
+  return jnp.einsum("lk,lkd->ld", model.dense_bary, corners)
+
+
 def contour_points(model: MorphableModel, shape, expression=None):
   """(17, C, 3) the jaw-contour candidates (``MorphableModel.contour``) of the mesh with these coefficients."""
   return _rows(model, model.contour, shape, expression)
@@ -95,12 +102,19 @@ def fixed_landmarks(landmarks) -> tuple:
   return np.repeat(idx[:, None], 3, 1), np.tile(np.array([1.0, 0.0, 0.0], np.float32), (68, 1))
 
 
-def with_landmarks(model: MorphableModel, corners, bary, contour=None) -> MorphableModel:
-  """The model with these landmark surface points (and jaw-contour candidates: None keeps the model's);
-  ``landmarks`` (the model's own hand-picked vertices) is unchanged."""
+NO_DENSE = (np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
+
+
+def with_landmarks(model: MorphableModel, corners, bary, contour=None, dense=None) -> MorphableModel:
+  """The model with these landmark surface points (and jaw-contour candidates, and ``dense`` = (corners,
+  bary) of a dense detector's points: None keeps the model's); ``landmarks`` (the model's own hand-picked
+  vertices) is unchanged."""
   contour = model.contour if contour is None else jnp.asarray(np.asarray(contour, np.int32))
+  dc, db = (model.dense_corners, model.dense_bary) if dense is None else dense
   return model.replace(landmark_corners=jnp.asarray(np.asarray(corners, np.int32)),
-                       landmark_bary=jnp.asarray(np.asarray(bary, np.float32)), contour=contour).validate()
+                       landmark_bary=jnp.asarray(np.asarray(bary, np.float32)), contour=contour,
+                       dense_corners=jnp.asarray(np.asarray(dc, np.int32).reshape(-1, 3)),
+                       dense_bary=jnp.asarray(np.asarray(db, np.float32).reshape(-1, 3))).validate()
 
 
 LEARNED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -120,13 +134,16 @@ def topology_digest(model: MorphableModel) -> str:
 
 
 def save_landmarks(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
-  """Writes a model's landmark correspondence (corners, bary, contour) atomically, keyed to its topology."""
+  """Writes a model's landmark correspondence (corners, bary, contour; the dense points' where it has them)
+  atomically, keyed to its topology."""
   header = dict(topology=topology_digest(model), model=model.name, meta=meta or {})
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, landmark_corners=np.asarray(model.landmark_corners, np.int32),
              landmark_bary=np.asarray(model.landmark_bary, np.float32),
              contour=np.asarray(model.contour, np.int32),
+             dense_corners=np.asarray(model.dense_corners, np.int32),
+             dense_bary=np.asarray(model.dense_bary, np.float32),
              header=np.frombuffer(json.dumps(header).encode(), np.uint8))
 
 
@@ -140,16 +157,18 @@ def load_landmarks(model: MorphableModel, path: str) -> MorphableModel:
     raise ValueError(f"{path} was learned for another mesh ({header.get('model')!r}, topology "
                      f"{header.get('topology')}), not {model.name!r} ({topology_digest(model)}); run "
                      "tools/learn_landmarks.py for this model")
-  return with_landmarks(model, data["landmark_corners"], data["landmark_bary"], data["contour"])
+  dense = (data["dense_corners"], data["dense_bary"]) if "dense_corners" in data else NO_DENSE
+  return with_landmarks(model, data["landmark_corners"], data["landmark_bary"], data["contour"], dense)
 
 
 # --------------------------------------------------------------------------- #
 # Storage.
 
 _ARRAY_FIELDS = ("mean", "id_basis", "exp_basis", "triangles", "uv", "uv_triangles",
-                 "landmarks", "face_mask", "material", "landmark_corners", "landmark_bary", "contour")
-# absent in files written before they existed: all skin, landmarks on their vertices, a fixed jaw
-_OPTIONAL_FIELDS = ("material", "landmark_corners", "landmark_bary", "contour")
+                 "landmarks", "face_mask", "material", "landmark_corners", "landmark_bary", "contour",
+                 "dense_corners", "dense_bary")
+# absent in files written before they existed: all skin, landmarks on their vertices, a fixed jaw, no dense points
+_OPTIONAL_FIELDS = ("material", "landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary")
 
 
 def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
@@ -158,10 +177,10 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
   arrays = {k: np.asarray(getattr(model, k)) for k in _ARRAY_FIELDS}
   corners, bary = fixed_landmarks(arrays["landmarks"])
   if (np.array_equal(arrays["landmark_corners"], corners) and np.allclose(arrays["landmark_bary"], bary)
-      and arrays["contour"].shape[1] == 0):
+      and arrays["contour"].shape[1] == 0 and arrays["dense_corners"].shape[0] == 0):
     # the plain vertex correspondence is what load_npz fills in: not stored, so that load() still applies a
     # learned file shipped for the model (a stored correspondence is the file's own and wins)
-    for k in ("landmark_corners", "landmark_bary", "contour"):
+    for k in ("landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary"):
       del arrays[k]
   arrays["mean"] = arrays["mean"].astype(np.float32)
   arrays["id_basis"] = arrays["id_basis"].astype(np.float32)
@@ -198,7 +217,7 @@ def load(name_or_path: str = "ict", landmarks: str = "learned") -> MorphableMode
   path = assets.resolve(name_or_path)
   model = load_npz(path)
   if landmarks == "vertices":
-    return with_landmarks(model, *fixed_landmarks(model.landmarks), np.zeros((17, 0), np.int32))
+    return with_landmarks(model, *fixed_landmarks(model.landmarks), np.zeros((17, 0), np.int32), NO_DENSE)
   if landmarks != "learned":
     if not os.path.isfile(landmarks):
       raise ModelNotFoundError(f"landmark correspondence {landmarks!r} not found: use 'learned', 'vertices' or "
@@ -248,6 +267,8 @@ def load_npz(path: str) -> MorphableModel:
       landmark_corners=jnp.asarray(data.get("landmark_corners", corners), jnp.int32),
       landmark_bary=jnp.asarray(data.get("landmark_bary", bary), jnp.float32),
       contour=jnp.asarray(data.get("contour", np.zeros((17, 0), np.int32)), jnp.int32),
+      dense_corners=jnp.asarray(data.get("dense_corners", NO_DENSE[0]), jnp.int32).reshape(-1, 3),
+      dense_bary=jnp.asarray(data.get("dense_bary", NO_DENSE[1]), jnp.float32).reshape(-1, 3),
       expression_names=tuple(header.get("expression_names", ())),
       expression_kind=header.get("expression_kind", EXPRESSION_GAUSSIAN),
       name=header.get("name", os.path.basename(path)),
@@ -284,6 +305,7 @@ def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_
       material=jnp.asarray(np.asarray(material, np.int32)),
       landmark_corners=jnp.asarray(corners), landmark_bary=jnp.asarray(bary),
       contour=jnp.zeros((17, 0), jnp.int32),
+      dense_corners=jnp.asarray(NO_DENSE[0]), dense_bary=jnp.asarray(NO_DENSE[1]),
       expression_names=tuple(expression_names), expression_kind=expression_kind, name=name).validate()
 
 

@@ -21,7 +21,8 @@ Terms (units in :mod:`ganfit_jax.losses`; every weight's default lives in
 ``configs/fit.py``, nowhere else): the paper's identity, identity_hat, content,
 pixel, landmark (Eq. 12, canvas pixels), reg_shape, reg_expression, reg_light. Additions:
 ``align`` (mean squared landmark error in canvas/100 px: the paper's 0.001 x
-||dL|| alone does not hold the camera once the image terms pull) and
+||dL|| alone does not hold the camera once the image terms pull), ``dense`` (the same for a dense
+detector's points: MediaPipe's 478, weighted per point; :mod:`ganfit_jax.face.facemesh`) and
 ``reg_texture`` (mean square of the N(0, 1) texture latent) and ``sparse_expression``
 (mean absolute expression value: an L1 prior, so a face uses few blendshapes) and
 ``light_chroma`` (variance across R, G, B of the light's colour and ambient terms: white light unless the
@@ -53,7 +54,7 @@ from ganfit_jax.scene import Scene
 from ganfit_jax.types import EXPRESSION_BLENDSHAPE, FaceParams
 
 IMAGE_TERMS = ("identity", "identity_hat", "content", "pixel")
-TERMS = IMAGE_TERMS + ("landmark", "align", "reg_shape", "reg_expression", "sparse_expression", "reg_light",
+TERMS = IMAGE_TERMS + ("landmark", "align", "dense", "reg_shape", "reg_expression", "sparse_expression", "reg_light",
                        "light_chroma", "reg_texture")
 
 
@@ -67,6 +68,7 @@ class LossWeights:
   pixel: jax.Array
   landmark: jax.Array
   align: jax.Array
+  dense: jax.Array
   reg_shape: jax.Array
   reg_expression: jax.Array
   sparse_expression: jax.Array
@@ -102,6 +104,8 @@ class Target:
 
   image: (S, S, 3) canvas in [0, 1]; landmarks: (68, 2) canvas pixels;
   landmark_weight: (68,) per-landmark weights of the landmark terms;
+  dense: (P, 2) canvas pixels of the dense detector's points (P = the model's ``dense_corners``);
+  dense_weight: (P,) their weights (0: no dense detection for this photo);
   embedding: (D,) identity embedding of the photo's aligned 112 crop;
   features: the identity network's content layers of that crop;
   align_matrix: (2, 3) canvas -> 112 crop (from the photo's landmarks).
@@ -110,13 +114,16 @@ class Target:
   image: jax.Array
   landmarks: jax.Array
   landmark_weight: jax.Array
+  dense: jax.Array
+  dense_weight: jax.Array
   embedding: jax.Array
   features: Dict[str, jax.Array]
   align_matrix: jax.Array
 
 
-def prepare_target(scene: Scene, image, landmarks, landmark_weight=None) -> Target:
-  """Precomputes the photo side of the identity and content losses (one photo)."""
+def prepare_target(scene: Scene, image, landmarks, landmark_weight=None, dense=None, dense_weight=None) -> Target:
+  """Precomputes the photo side of the identity and content losses (one photo). ``dense``: (P, 2) the dense
+  detector's points (canvas pixels) or None (the dense term then has weight 0 for this photo)."""
   image = jnp.asarray(image, jnp.float32)
   landmarks = jnp.asarray(landmarks, jnp.float32)
   s = scene.canvas_size
@@ -124,14 +131,22 @@ def prepare_target(scene: Scene, image, landmarks, landmark_weight=None) -> Targ
     raise ValueError(f"a target needs a ({s}, {s}, 3) canvas and (68, 2) landmarks, got {image.shape} and "
                      f"{landmarks.shape}")
   w = jnp.ones((68,), jnp.float32) if landmark_weight is None else jnp.asarray(landmark_weight, jnp.float32)
+  p = scene.model.dense_corners.shape[0]
+  if dense is None:
+    dense, dense_weight = jnp.zeros((p, 2), jnp.float32), jnp.zeros((p,), jnp.float32)
+  dense = jnp.asarray(dense, jnp.float32)
+  dense_weight = jnp.ones((p,), jnp.float32) if dense_weight is None else jnp.asarray(dense_weight, jnp.float32)
+  if dense.shape != (p, 2) or dense_weight.shape != (p,):
+    raise ValueError(f"the model {scene.model.name!r} has {p} dense points: a target's dense points must be "
+                     f"({p}, 2) and their weights ({p},), got {dense.shape} and {dense_weight.shape}")
   m = align.arcface_transform_jax(landmarks)
   if scene.identity is not None:
     emb, feats = scene.identity(align.warp_affine(image, m, 112, 112))
     feats = {k: feats[k] for k in scene.identity.content_layers}
   else:
     emb, feats = jnp.zeros((1,), jnp.float32), {}
-  return Target(image=image, landmarks=landmarks, landmark_weight=w, embedding=emb, features=feats,
-                align_matrix=m)
+  return Target(image=image, landmarks=landmarks, landmark_weight=w, dense=dense, dense_weight=dense_weight,
+                embedding=emb, features=feats, align_matrix=m)
 
 
 JAW = slice(0, 17)  # iBUG 0-16: the jaw contour
@@ -148,15 +163,42 @@ def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
   return w
 
 
-def prepare_targets(scene: Scene, images, landmarks, landmark_weight=None) -> Target:
-  """:func:`prepare_target` for B photos: images (B, S, S, 3), landmarks (B, 68, 2), weights (B, 68).
+IRISES = slice(468, 478)  # MediaPipe's iris points (after its 468 mesh points)
+
+
+def dense_targets(dense_points, num_points: int, iris_weight: float = 0.0):
+  """(points (B, P, 2), weights (B, P)) of the dense term from B photos' dense points ((P, 2) each, or None
+  where a photo has none: weight 0). ``num_points``: the model's P (0: the model has no dense points; every
+  weight is 0). Iris points (MediaPipe's 468-477) get ``iris_weight``, the others 1."""
+  if not np.isfinite(iris_weight) or iris_weight < 0:
+    raise ValueError(f"iris_weight={iris_weight} must be a finite number >= 0 (configs/fit.py: dense_iris_weight)")
+  b = len(dense_points)
+  pts = np.zeros((b, num_points, 2), np.float32)
+  w = np.zeros((b, num_points), np.float32)
+  for i, d in enumerate(dense_points):
+    if d is not None and num_points and np.shape(d) == (num_points, 2) and np.all(np.isfinite(d)):
+      pts[i], w[i] = d, 1.0
+      if num_points > IRISES.start:
+        w[i, IRISES] = iris_weight
+  return pts, w
+
+
+def prepare_targets(scene: Scene, images, landmarks, landmark_weight=None, dense=None, dense_weight=None) -> Target:
+  """:func:`prepare_target` for B photos: images (B, S, S, 3), landmarks (B, 68, 2), weights (B, 68); dense
+  points (B, P, 2) and their weights (B, P) (None: no dense points, weight 0).
 
   Compiled once per scene structure and batch shape (:func:`ganfit_jax.compiled.call`)."""
   images, landmarks = compiled.float32(images), compiled.float32(landmarks)
+  b, p = landmarks.shape[0], scene.model.dense_corners.shape[0]
   if landmark_weight is None:
     landmark_weight = np.ones(landmarks.shape[:2], np.float32)
-  return compiled.call(jax.vmap(prepare_target, in_axes=(None, 0, 0, 0)), scene, images, landmarks,
-                       compiled.float32(landmark_weight), name="prepare_targets")
+  if dense is None:
+    dense, dense_weight = np.zeros((b, p, 2), np.float32), np.zeros((b, p), np.float32)
+  elif dense_weight is None:
+    dense_weight = np.ones((b, p), np.float32)
+  return compiled.call(jax.vmap(prepare_target, in_axes=(None, 0, 0, 0, 0, 0)), scene, images, landmarks,
+                       compiled.float32(landmark_weight), compiled.float32(dense), compiled.float32(dense_weight),
+                       name="prepare_targets")
 
 
 def sample_conditions(key, scene: Scene):
@@ -218,6 +260,12 @@ def landmarks_2d(model, shape, expression, camera, size: int):
   return xy.at[JAW].set(slide_jaw(lm3d[JAW], morphable.contour_points(model, shape, expression), camera, size))
 
 
+def dense_2d(model, shape, expression, camera, size: int):
+  """(P, 2) pixels of the model's dense points (``MorphableModel.dense_corners`` / ``dense_bary``: fixed surface
+  points) seen by ``camera`` in a ``size`` square image."""
+  return camera_lib.project(camera, morphable.dense_points(model, shape, expression), size, size)[0]
+
+
 def jaw_outward(jaw):
   """(17, 3) unit outward directions of the jaw contour points (17, 3) in the model's frontal (x, y) plane:
   the contour's tangent (neighbours' difference) turned a quarter (iBUG order runs from the subject's right
@@ -252,6 +300,7 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
   terms = dict(
       align=jnp.sum(w * d2) / jnp.maximum(jnp.sum(w), 1e-6) / (unit * unit),
       landmark=losses.landmark_loss(jnp.sqrt(w)[:, None] * lm2d, jnp.sqrt(w)[:, None] * target.landmarks),
+      dense=_dense_term(scene, face, target) / (unit * unit),
       reg_shape=losses.l2_reg(face.shape),
       reg_expression=losses.l2_reg(face.expression),
       sparse_expression=jnp.mean(jnp.abs(face.expression)) if face.expression.size else jnp.zeros(()),
@@ -286,6 +335,15 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
   return loss, aux
 
 
+def _dense_term(scene: Scene, face: FaceParams, target: Target):
+  """Weighted mean squared pixel distance of the dense points (0 when the photo or the model has none)."""
+  if scene.model.dense_corners.shape[0] == 0:
+    return jnp.zeros((), jnp.float32)
+  xy = dense_2d(scene.model, face.shape, face.expression, face.camera, scene.canvas_size)
+  d2 = jnp.sum(jnp.square(xy - target.dense), -1)
+  return jnp.sum(target.dense_weight * d2) / jnp.maximum(jnp.sum(target.dense_weight), 1e-6)
+
+
 def evaluate(scene: Scene, variables: params_lib.Variables, targets: Target, weights: LossWeights, key, *,
              images: bool = True) -> Dict[str, jax.Array]:
   """The loss terms (aux, (B,) each) of given Variables (B, ...) without optimising, in one compiled call.
@@ -311,7 +369,8 @@ def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target
   return {k: v for k, v in aux.items() if k not in IMAGE_TERMS + ("loss",)}
 
 
-__all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "JAW", "landmark_weights", "prepare_target",
+__all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "JAW", "IRISES", "landmark_weights", "dense_targets",
+           "prepare_target",
            "prepare_targets", "loss_fn", "evaluate", "geometry_terms", "render_face", "render_mesh",
-           "project_landmarks", "landmarks_2d", "jaw_outward", "slide_jaw",
+           "project_landmarks", "landmarks_2d", "dense_2d", "jaw_outward", "slide_jaw",
            "sample_conditions"]

@@ -62,6 +62,12 @@ class Reconstructor:
     return self.writer.detail_layout
 
   @property
+  def use_dense(self) -> bool:
+    """Whether photos get MediaPipe's dense points and fits use them (``cfg.dense``, and the model has
+    their correspondence)."""
+    return bool(self.cfg.dense) and int(self.scene.model.dense_corners.shape[0]) > 0
+
+  @property
   def detector(self) -> str:
     return str(self.cfg.detector)
 
@@ -73,11 +79,12 @@ class Reconstructor:
   def prepare(self, path: str, select="largest", landmarks=None, face_box=None) -> face.PreparedFace:
     """:func:`ganfit_jax.face.prepare` at this config's canvas size."""
     return face.prepare(path, self.cfg.canvas_size, select=select, landmarks=landmarks, face_box=face_box,
-                        detector=self.detector, detail_scale=self.detail_scale)
+                        detector=self.detector, detail_scale=self.detail_scale, dense=self.use_dense)
 
   def prepare_faces(self, path: str) -> List[face.PreparedFace]:
     """:func:`ganfit_jax.face.prepare_faces` (every face of a photo) at this config's canvas size."""
-    return face.prepare_faces(path, self.cfg.canvas_size, detector=self.detector, detail_scale=self.detail_scale)
+    return face.prepare_faces(path, self.cfg.canvas_size, detector=self.detector, detail_scale=self.detail_scale,
+                              dense=self.use_dense)
 
   def layout_note(self) -> Optional[str]:
     """A warning when the texture model was not made for this model's UV layout
@@ -100,6 +107,9 @@ class Reconstructor:
     if not np.all(np.isfinite(images)) or not np.all(np.isfinite(lms)):
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
     lw = objective.landmark_weights(len(prepared), float(self.cfg.jaw_weight))
+    dense, dw = objective.dense_targets([p.dense if self.use_dense else None for p in prepared],
+                                        int(self.scene.model.dense_corners.shape[0]),
+                                        float(self.cfg.dense_iris_weight))
     key = jax.random.key(self.cfg.seed)
     if self.mode == "regress":  # Fast-GANFit
       targets, res = regressor.fast_ganfit(self.regressor, self.scene, images, lms, lw,
@@ -107,7 +117,7 @@ class Reconstructor:
                                            shared_identity=shared_identity,
                                            image_terms=bool(self.cfg.regress_loss_terms), progress=progress)
     else:  # GANFit, or GANFit++ from the regressor's prediction
-      targets = objective.prepare_targets(self.scene, images, lms, lw)
+      targets = objective.prepare_targets(self.scene, images, lms, lw, dense, dw)
       init = regressor.start(self.regressor, self.scene, targets, shared_identity) if self.mode == "regress_fit" \
           else None
       res = fitting.fit(self.scene, targets, self.schedule, key=key, init=init, shared_identity=shared_identity,
@@ -131,6 +141,8 @@ class Reconstructor:
       names.append("dlib_landmarks68")
       if self.detector in ("combined", "yunet"):
         names.append("yunet")
+    if self.use_dense:  # found from the 68 points, given or detected
+      names.append("facemesh")
     return assets.provenance(*names)
 
   def prefetch_outputs(self, prepared: face.PreparedFace):

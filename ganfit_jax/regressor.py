@@ -74,7 +74,8 @@ def init(scene: Scene, key, **net_options) -> RegressorNet:
   module = make_module(scene, **net_options)
   dummy = objective.Target(
       image=jnp.zeros((1, scene.canvas_size, scene.canvas_size, 3)), landmarks=jnp.zeros((1, 68, 2)),
-      landmark_weight=jnp.ones((1, 68)), embedding=jnp.zeros((1, _embedding_dim(scene))),
+      landmark_weight=jnp.ones((1, 68)), dense=jnp.zeros((1, scene.model.dense_corners.shape[0], 2)),
+      dense_weight=jnp.zeros((1, scene.model.dense_corners.shape[0])), embedding=jnp.zeros((1, _embedding_dim(scene))),
       features=_dummy_features(scene), align_matrix=jnp.zeros((1, 2, 3)))
   variables = _compiled_init(module)(key, *_inputs(scene, dummy))
   return RegressorNet(params=variables["params"], module=module)

@@ -58,6 +58,10 @@ class MorphableModel:
     contour: (17, C) int32 candidate vertices of each jaw-contour landmark (iBUG 0-16), C >= 1, or (17, 0):
       the fit takes, per jaw point, the candidate that projects outermost (the silhouette; see
       :func:`ganfit_jax.objective.project_landmarks`). (17, 0): the jaw points stay fixed surface points.
+    dense_corners: (P, 3) int32 triangle corners and
+    dense_bary: (P, 3) barycentric weights of a dense detector's P points (MediaPipe's 478-point face mesh:
+      :mod:`ganfit_jax.face.facemesh`), learned as the 68 are; (0, 3) when the model has none (the dense
+      landmark term then has nothing to compare).
     expression_names: names of the K_exp expression components (static).
     expression_kind: 'gaussian' or 'blendshape' (static).
     name: a short model name such as 'ict-facekit' (static).
@@ -75,6 +79,8 @@ class MorphableModel:
   landmark_corners: Int[Array, "68 3"]
   landmark_bary: Float[Array, "68 3"]
   contour: Int[Array, "17 C"]
+  dense_corners: Int[Array, "P 3"]
+  dense_bary: Float[Array, "P 3"]
   expression_names: Tuple[str, ...] = struct.field(pytree_node=False, default=())
   expression_kind: str = struct.field(pytree_node=False, default=EXPRESSION_GAUSSIAN)
   name: str = struct.field(pytree_node=False, default="model")
@@ -114,6 +120,10 @@ class MorphableModel:
                       f"and {self.landmark_bary.shape}")
     if self.contour.ndim != 2 or self.contour.shape[0] != 17:
       problems.append(f"contour must be (17, C), got {self.contour.shape}")
+    if (self.dense_corners.ndim != 2 or self.dense_corners.shape[1:] != (3,)
+        or self.dense_bary.shape != self.dense_corners.shape):
+      problems.append(f"dense_corners and dense_bary must both be (P, 3), got {self.dense_corners.shape} and "
+                      f"{self.dense_bary.shape}")
     if self.face_mask.shape != (v,):
       problems.append(f"face_mask must be ({v},), got {self.face_mask.shape}")
     if self.material.shape != (v,):
@@ -132,13 +142,16 @@ class MorphableModel:
       lm = np.asarray(self.landmarks)
       if lm.min() < 0 or lm.max() >= v:
         problems.append(f"landmark indices outside [0, {v})")
-      for name in ("landmark_corners", "contour"):
+      for name in ("landmark_corners", "contour", "dense_corners"):
         a = np.asarray(getattr(self, name))
         if a.size and (a.min() < 0 or a.max() >= v):
           problems.append(f"{name} indices outside [0, {v})")
       b = np.asarray(self.landmark_bary)
       if not (np.all(np.isfinite(b)) and np.all(b >= -1e-6) and np.allclose(b.sum(1), 1.0, atol=1e-4)):
         problems.append("landmark_bary rows must be barycentric weights (>= 0, summing to 1)")
+      b = np.asarray(self.dense_bary)
+      if b.size and not (np.all(np.isfinite(b)) and np.all(b >= -1e-6) and np.allclose(b.sum(1), 1.0, atol=1e-4)):
+        problems.append("dense_bary rows must be barycentric weights (>= 0, summing to 1)")
     if problems:
       raise ValueError(f"invalid MorphableModel {self.name!r}: " + "; ".join(problems))
     return self

@@ -32,7 +32,7 @@ def test_one_photo_writes_every_file(tiny_fit):
   assert lm[:, 0].min() > 0 and lm[:, 0].max() < 250  # mapped back onto the 250 px photo
   assert -1.0 <= rep["identity_cosine_photo_vs_render"] < 0.999
   assert set(rep["final_loss_terms"]) >= {"identity", "identity_hat", "content", "pixel", "landmark"}
-  assert set(rep["assets"]) == {"ict", "texture_gan", "sface", "dlib_landmarks68", "yunet"}
+  assert set(rep["assets"]) == {"ict", "texture_gan", "sface", "dlib_landmarks68", "yunet", "facemesh"}
   # report.json's keys, in their documented order (users read them)
   assert list(rep) == ["source", "preset", "mode", "shared_identity_with", "final_loss_terms",
                        "identity_cosine_photo_vs_render", "identity_cosine_note", "identity_net", "texture_model",

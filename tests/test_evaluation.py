@@ -220,3 +220,22 @@ def test_ddfa_peer_on_a_photo():
   assert lm_eval.nme(r.landmarks_photo, f.landmarks) < 0.08  # its landmarks land on the face
   eyes = np.linalg.norm(r.landmarks_3d[36] - r.landmarks_3d[45])
   assert 70 < eyes < 110  # millimetres
+
+
+def test_synthetic_people_seen_in_several_views():
+  """make_faces(views=k): k consecutive photos of one identity, each with its own camera and expression."""
+  from conftest import make_tiny_model
+  from ganfit_jax.evaluation import synthetic
+  m = make_tiny_model()
+  tex = np.full((2, 8, 8, 3), 0.5, np.float32)
+  faces = synthetic.make_faces(m, np.asarray(m.uv), tex, 4, seed=0, size=32, views=2, expression_std=0.5)
+  np.testing.assert_array_equal(faces[0].shape, faces[1].shape)
+  np.testing.assert_allclose(faces[0].neutral, faces[1].neutral)
+  assert not np.array_equal(faces[1].shape, faces[2].shape)
+  assert not np.allclose(faces[0].camera, faces[1].camera) and not np.allclose(faces[0].expression, faces[1].expression)
+  # views=1 draws the same people as before views existed: a new identity per photo
+  one = synthetic.make_faces(m, np.asarray(m.uv), tex, 4, seed=0, size=32, expression_std=0.5)
+  np.testing.assert_array_equal(one[0].shape, faces[0].shape)
+  assert not np.array_equal(one[0].shape, one[1].shape)
+  with pytest.raises(ValueError, match="views"):
+    synthetic.make_faces(m, np.asarray(m.uv), tex, 2, views=0)

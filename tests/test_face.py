@@ -238,3 +238,28 @@ def test_yunet_finds_tilted_faces_dlib_misses():
     assert err < 0.08, (degrees, err)
   with pytest.raises(ValueError, match="detector 'mtcnn'"):
     face.detect_faces(photo, detector="mtcnn")
+
+
+def test_dense_points_follow_the_face(astronaut_rgb):
+  """MediaPipe's 478 points (face.facemesh) sit on the face dlib's 68 found: its eye corners and nose tip
+  near dlib's, following the photo when it turns; prepared faces carry them on the canvas; no face in the
+  region: no points."""
+  from ganfit_jax.face import facemesh
+  img = astronaut_rgb.astype(np.float32) / 255
+  lm = face.select_face(face.detect_faces(img)).landmarks
+  d = facemesh.detect(img, lm)
+  assert d.points.shape == (478, 2) and d.z.shape == (478,) and d.score > 0.9
+  eyes = np.linalg.norm(lm[36] - lm[45])
+  assert np.linalg.norm(d.points[33] - lm[36]) < 0.1 * eyes and np.linalg.norm(d.points[263] - lm[45]) < 0.1 * eyes
+  assert np.linalg.norm(d.points[4] - lm[30]) < 0.15 * eyes  # nose tip
+  turned, m = face.turn(img, 30.0, border="reflect")
+  dt = facemesh.detect(turned, face.apply_affine(m, lm))
+  moved = np.linalg.norm(dt.points[:468] - face.apply_affine(m, d.points[:468]), axis=1)
+  assert np.median(moved) < 0.04 * eyes, np.median(moved) / eyes
+  p = face.from_landmarks(img, lm, 224)
+  np.testing.assert_allclose(face.apply_affine(p.to_canvas, p.photo_dense), p.dense, atol=1e-3)
+  grey = np.full_like(img, 0.5)
+  assert face.from_landmarks(grey, lm, 224).dense is None
+  assert face.from_landmarks(img, lm, 224, dense=False).dense is None
+  with pytest.raises(ValueError, match="degenerate"):
+    facemesh.region(np.zeros((5, 2)), np.zeros(2), np.ones(2))

@@ -368,3 +368,26 @@ def test_fingerprints_are_the_same_in_every_process():
   assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
   a, b = (eval(r.stdout.strip().splitlines()[-1]) for r in runs)
   assert a == b and all(stable for _, stable in a), (a, b)
+
+
+def test_newton_solver_converges_and_refuses_image_stages():
+  """newton_step solves a badly scaled least-squares problem in a few iterations (Adam would need thousands);
+  a stage with image terms, or one that moves the texture, cannot use it."""
+  a = jnp.diag(jnp.array([1.0, 100.0, 0.01]))
+  b = jnp.array([1.0, -2.0, 3.0])
+  loss = lambda x: jnp.sum(jnp.square(a @ x - b)) + 0.1 * jnp.sum(jnp.square(x)) ** 2  # noqa: E731
+  x, lam = jnp.zeros(3), jnp.float32(fitting.NEWTON_DAMPING)
+  losses = [float(loss(x))]
+  for _ in range(30):
+    x, lam, _ = fitting.newton_step(loss, x, lam)
+    losses.append(float(loss(x)))
+  assert all(l1 <= l0 for l0, l1 in zip(losses, losses[1:]))  # refused steps keep the loss
+  g, h = jax.grad(loss)(x), jax.hessian(loss)(x)
+  assert float(jnp.max(jnp.abs(jnp.linalg.solve(h, g)))) < 1e-2, g  # at the minimum: the Newton step is ~0
+  assert losses[-1] < losses[0]
+  with pytest.raises(ValueError, match="without image terms"):
+    fitting.Stage("full", 5, (("identity", 1.0),), ("shape",), solver="newton")
+  with pytest.raises(ValueError, match="texture"):
+    fitting.Stage("align", 5, (("align", 1.0),), ("shape", "texture"), solver="newton")
+  with pytest.raises(ValueError, match="solver must be"):
+    fitting.Stage("align", 5, (("align", 1.0),), ("shape",), solver="lbfgs")

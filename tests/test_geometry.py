@@ -13,7 +13,7 @@ from ganfit_jax.evaluation import shape
 def test_landmarks_are_surface_points_and_default_to_the_vertices(ict_model, tmp_path):
   m = ict_model
   corners, bary = morphable.fixed_landmarks(m.landmarks)
-  plain = morphable.with_landmarks(m, corners, bary, np.zeros((17, 0), np.int32))
+  plain = morphable.with_landmarks(m, corners, bary, np.zeros((17, 0), np.int32), morphable.NO_DENSE)
   np.testing.assert_allclose(morphable.landmarks(plain, plain.mean), np.asarray(plain.mean)[np.asarray(m.landmarks)])
   # a point a third of the way along each landmark triangle: the row-only path equals the full mesh's
   rng = np.random.default_rng(0)
@@ -157,3 +157,53 @@ def test_the_bound_recovers_a_face_of_the_model_and_the_ridge_holds_it(ict_model
   with pytest.raises(ValueError, match="at least one View"):
     correspondence.learn_points(m, [], range(17, 68))
   assert np.linalg.norm(kr) < 0.8 * np.linalg.norm(ka)
+
+
+def test_dense_points_are_learned_stored_and_fitted(ict_model, tmp_path):
+  """MediaPipe's points: a start at the nearest vertices and the surface search recover known points; the
+  model stores them (file round trip); the dense term is 0 at the truth, grows off it, and is off (0) for a
+  photo without dense points."""
+  m = ict_model
+  mean = np.asarray(m.mean)
+  rng = np.random.default_rng(1)
+  cand = np.flatnonzero(np.asarray(m.face_mask) & (np.asarray(m.material) == 0))
+  tri = np.asarray(m.triangles)
+  skin = tri[(np.asarray(m.material)[tri] == 0).all(1) & np.asarray(m.face_mask)[tri].all(1)]
+  skin = skin[np.abs(mean[skin].mean(1)[:, 0]) < 40]  # front of the face: seen from every view
+  truth_c = skin[rng.choice(len(skin), 12, replace=False)]
+  truth_b = rng.dirichlet(np.ones(3) * 3, 12)
+  views = _views(m, 12, 3, truth_c, truth_b)
+  c0, b0 = correspondence.nearest_vertices(m, views, eyes=(0, 1))
+  assert set(np.unique(c0)) <= set(cand)
+  corners, bary = correspondence.learn_points(m, views, range(12), start=(c0, b0), eyes=(0, 1), radius_mm=6.0,
+                                              steps=10)
+  got = np.einsum("lk,lkd->ld", bary, mean[corners])
+  truth = np.einsum("lk,lkd->ld", truth_b, mean[truth_c])
+  assert np.linalg.norm(got - truth, axis=1).max() < 0.6
+  with pytest.raises(ValueError, match="as many as the start points"):
+    correspondence.learn_points(m, views, range(3), eyes=(0, 1))  # start: the 68, views: 12 points
+  dm = morphable.with_landmarks(m, m.landmark_corners, m.landmark_bary, m.contour, (corners, bary))
+  morphable.save_landmarks(str(tmp_path / "lm.npz"), dm)
+  back = morphable.load_landmarks(m, str(tmp_path / "lm.npz"))
+  np.testing.assert_array_equal(back.dense_corners, corners)
+  with pytest.raises(ValueError, match="dense_corners and dense_bary"):
+    morphable.with_landmarks(m, m.landmark_corners, m.landmark_bary, None, (corners, bary[:3]))
+  # the dense term
+  from ganfit_jax import params as params_lib
+  from ganfit_jax.scene import make as make_scene
+  scene = make_scene(dm, None, None, canvas_size=256)
+  v = params_lib.init(dm, jnp.zeros((1,)))
+  f = params_lib.to_face(v, dm.expression_kind)
+  truth2d = np.asarray(objective.dense_2d(dm, f.shape, f.expression, f.camera, 256))
+  w = objective.LossWeights.create(dense=1.0)
+  lm = np.asarray(objective.landmarks_2d(dm, f.shape, f.expression, f.camera, 256))
+
+  def term(dense, weights):
+    t = objective.prepare_target(scene, np.zeros((256, 256, 3), np.float32), lm, None, dense, weights)
+    return float(objective.geometry_terms(v, scene, t, w)["dense"])
+  assert term(truth2d, None) < 1e-6
+  assert term(truth2d + 2.56, None) == pytest.approx(2.0, rel=1e-3)  # 2.56 px off in x and y: 2 (canvas/100)^2
+  pts, wts = objective.dense_targets([truth2d + 2.56, None], 12, iris_weight=0.0)
+  assert wts[1].sum() == 0 and term(pts[1], wts[1]) == 0.0
+  with pytest.raises(ValueError, match="dense points must be"):
+    objective.prepare_target(scene, np.zeros((256, 256, 3), np.float32), lm, None, truth2d[:5], None)

@@ -72,16 +72,23 @@ def get_config(preset: str = "fast"):
   c.jaw_weight = 1.0               # weight of the 17 jaw-contour landmarks in the landmark terms (1 elsewhere); they
                                    # slide to the mesh's silhouette where learned (landmarks='learned'); 0.2 suits
                                    # landmarks='vertices' (fixed vertices against the photo's outline)
+  c.dense = True                   # also detect MediaPipe's 478 face-mesh points (ganfit_jax/face/facemesh.py) and fit
+                                   # them (the 'dense' term) where the model has their learned correspondence
+  c.dense_iris_weight = 0.0        # weight of MediaPipe's 10 iris points in the dense term (1 elsewhere): the model's
+                                   # eyeballs do not turn, so the irises would pull the eyelids
   c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
                                         light=0.02))
   c.stage_order = ("align", "full")
+  # each stage: steps, lr_scale, the groups that move, solver ('adam'; or 'newton' for stages without image
+  # terms: damped Newton iterations, fitting.newton_step; measured in WORKSPACE.md "Geometry": better from
+  # GANFit++'s start, saturates expressions from the mean face, so not the default) and the loss weights
   c.stages = ml_collections.ConfigDict()
   c.stages.align = ml_collections.ConfigDict(dict(
-      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"),
-      weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, **PRIORS))))
+      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"), solver="adam",
+      weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, dense=1.0, **PRIORS))))
   c.stages.full = ml_collections.ConfigDict(dict(
-      steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"),
-      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, light_chroma=20.0, **FULL_PRIORS))))
+      steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"), solver="adam",
+      weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, dense=0.1, light_chroma=20.0, **FULL_PRIORS))))
   if preset == "paper":
     c.mode = "fit"                 # the paper's GANFit schedule from the mean face
     c.stages.align.steps = 300

