@@ -389,6 +389,10 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     photos = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(mesh.axis_names[0]))
     variables, targets, keys = jax.device_put((variables, targets, keys), photos)
     scene = jax.device_put(scene, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  if shared_identity and any(st.solver == "newton" and st.steps for st in schedule.stages):
+    raise ValueError("the newton solver fits one photo at a time: with shared_identity (several photos of one "
+                     "person) use solver 'adam' (per-photo Newton steps averaged over the photos diverge: "
+                     "WORKSPACE.md, 'Geometry')")
   total, done, chunks, stages_run = schedule.total_steps, 0, [], []
   for stage in schedule.stages:
     if stage.steps == 0:

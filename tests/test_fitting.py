@@ -391,3 +391,10 @@ def test_newton_solver_converges_and_refuses_image_stages():
     fitting.Stage("align", 5, (("align", 1.0),), ("shape", "texture"), solver="newton")
   with pytest.raises(ValueError, match="solver must be"):
     fitting.Stage("align", 5, (("align", 1.0),), ("shape",), solver="lbfgs")
+  scene = make_tiny_scene()
+  stage = fitting.Stage("align", 2, (("align", 1.0),), ("shape", "camera"), solver="newton")
+  sched = fitting.Schedule(stages=(stage,), learning_rates=tuple((g, 0.01) for g in P.GROUPS))
+  targets = objective.prepare_targets(scene, np.zeros((2, 64, 64, 3), np.float32),
+                                      np.full((2, 68, 2), 32.0, np.float32))
+  with pytest.raises(ValueError, match="shared_identity"):
+    fitting.fit(scene, targets, sched, key=jax.random.key(0), shared_identity=True)
