@@ -176,7 +176,13 @@ def dense_targets(dense_points, num_points: int, iris_weight: float = 0.0):
   pts = np.zeros((b, num_points, 2), np.float32)
   w = np.zeros((b, num_points), np.float32)
   for i, d in enumerate(dense_points):
-    if d is not None and num_points and np.shape(d) == (num_points, 2) and np.all(np.isfinite(d)):
+    if d is None or not num_points:
+      continue
+    if np.shape(d) != (num_points, 2):
+      raise ValueError(f"photo {i}'s dense points are {np.shape(d)}, the model's correspondence has ({num_points}, 2): "
+                       "learn it for this detector (tools/learn_landmarks.py --points=dense) or set "
+                       "--config.dense=False")
+    if np.all(np.isfinite(d)):
       pts[i], w[i] = d, 1.0
       if num_points > IRISES.start:
         w[i, IRISES] = iris_weight

@@ -205,5 +205,7 @@ def test_dense_points_are_learned_stored_and_fitted(ict_model, tmp_path):
   assert term(truth2d + 2.56, None) == pytest.approx(2.0, rel=1e-3)  # 2.56 px off in x and y: 2 (canvas/100)^2
   pts, wts = objective.dense_targets([truth2d + 2.56, None], 12, iris_weight=0.0)
   assert wts[1].sum() == 0 and term(pts[1], wts[1]) == 0.0
+  with pytest.raises(ValueError, match="learn it for this detector"):
+    objective.dense_targets([truth2d[:5]], 12)
   with pytest.raises(ValueError, match="dense points must be"):
     objective.prepare_target(scene, np.zeros((256, 256, 3), np.float32), lm, None, truth2d[:5], None)

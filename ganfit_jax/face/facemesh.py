@@ -108,10 +108,9 @@ def _run(image_u8: np.ndarray, m: np.ndarray):
 
 
 def _to_photo(m: np.ndarray, pts: np.ndarray):
-  a = m[:, :2]
-  inv = np.linalg.inv(a)
-  xy = (pts[:, :2] - m[:, 2]) @ inv.T
-  return xy, pts[:, 2] / np.sqrt(abs(np.linalg.det(a)))
+  from ganfit_jax.face.align import apply_affine, invert_affine
+  xy = apply_affine(invert_affine(m).astype(np.float64), pts[:, :2])
+  return xy, pts[:, 2] / np.sqrt(abs(np.linalg.det(m[:, :2])))
 
 
 def detect(image: np.ndarray, landmarks68: np.ndarray, passes: int = 2) -> DenseLandmarks:
