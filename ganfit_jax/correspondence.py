@@ -252,6 +252,21 @@ def agreement(model: MorphableModel, views: Sequence[View], corners, bary, conto
   return out
 
 
+def scatter(model: MorphableModel, views: Sequence[View], corners, bary, contour=None, *, eyes=EYES_68,
+            floor: float = 0.005) -> np.ndarray:
+  """(P,) per-point RMS distance between the detector's points and the model's (``corners``, ``bary``; the
+  sliding jaw where ``contour`` is given) over ``views``, over the outer-eye-corner distance, at least
+  ``floor``: the model's ``landmark_scatter`` / ``dense_scatter`` (a per-point confidence, see
+  :func:`ganfit_jax.objective.confidence_weights`). Measured where the shape is exact, it is the
+  detector's own error on this model's faces."""
+  if not views:
+    raise ValueError("scatter needs at least one view")
+  norm = _normalisers(views, eyes)
+  d2 = np.stack([np.sum(np.square(points_2d(model, v, corners, bary, contour) - v.detected), axis=1) / norm[n] ** 2
+                 for n, v in enumerate(views)])  # (N, P)
+  return np.maximum(np.sqrt(d2.mean(0)), floor).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- #
 # Renders of the model.
 

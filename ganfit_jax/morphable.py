@@ -105,16 +105,30 @@ def fixed_landmarks(landmarks) -> tuple:
 NO_DENSE = (np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32))
 
 
-def with_landmarks(model: MorphableModel, corners, bary, contour=None, dense=None) -> MorphableModel:
+def with_landmarks(model: MorphableModel, corners, bary, contour=None, dense=None, scatter=None) -> MorphableModel:
   """The model with these landmark surface points (and jaw-contour candidates, and ``dense`` = (corners,
-  bary) of a dense detector's points: None keeps the model's); ``landmarks`` (the model's own hand-picked
-  vertices) is unchanged."""
+  bary) of a dense detector's points: None keeps the model's; ``scatter`` = (landmark_scatter (68,),
+  dense_scatter (P,)): None keeps the model's for points whose surface position is unchanged, else ones: a
+  scatter belongs to the positions it was measured at); ``landmarks`` (the model's own hand-picked vertices)
+  is unchanged."""
   contour = model.contour if contour is None else jnp.asarray(np.asarray(contour, np.int32))
   dc, db = (model.dense_corners, model.dense_bary) if dense is None else dense
+  dc, db = np.asarray(dc, np.int32).reshape(-1, 3), np.asarray(db, np.float32).reshape(-1, 3)
+  if scatter is None:
+    def same(c0, b0, c1, b1):
+      c0, b0 = np.asarray(c0), np.asarray(b0)
+      return c0.shape == c1.shape and np.array_equal(c0, c1) and np.allclose(b0, b1)
+    corners_np, bary_np = np.asarray(corners, np.int32), np.asarray(bary, np.float32)
+    scatter = (model.landmark_scatter if same(model.landmark_corners, model.landmark_bary, corners_np, bary_np)
+               else np.ones(68, np.float32),
+               model.dense_scatter if same(model.dense_corners, model.dense_bary, dc, db)
+               else np.ones(dc.shape[:1], np.float32))
   return model.replace(landmark_corners=jnp.asarray(np.asarray(corners, np.int32)),
                        landmark_bary=jnp.asarray(np.asarray(bary, np.float32)), contour=contour,
-                       dense_corners=jnp.asarray(np.asarray(dc, np.int32).reshape(-1, 3)),
-                       dense_bary=jnp.asarray(np.asarray(db, np.float32).reshape(-1, 3))).validate()
+                       dense_corners=jnp.asarray(dc),
+                       dense_bary=jnp.asarray(db),
+                       landmark_scatter=jnp.asarray(np.asarray(scatter[0], np.float32).reshape(68)),
+                       dense_scatter=jnp.asarray(np.asarray(scatter[1], np.float32).reshape(-1))).validate()
 
 
 LEARNED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -144,6 +158,8 @@ def save_landmarks(path: str, model: MorphableModel, meta: Optional[dict] = None
              contour=np.asarray(model.contour, np.int32),
              dense_corners=np.asarray(model.dense_corners, np.int32),
              dense_bary=np.asarray(model.dense_bary, np.float32),
+             landmark_scatter=np.asarray(model.landmark_scatter, np.float32),
+             dense_scatter=np.asarray(model.dense_scatter, np.float32),
              header=np.frombuffer(json.dumps(header).encode(), np.uint8))
 
 
@@ -158,7 +174,9 @@ def load_landmarks(model: MorphableModel, path: str) -> MorphableModel:
                      f"{header.get('topology')}), not {model.name!r} ({topology_digest(model)}); run "
                      "tools/learn_landmarks.py for this model")
   dense = (data["dense_corners"], data["dense_bary"]) if "dense_corners" in data else NO_DENSE
-  return with_landmarks(model, data["landmark_corners"], data["landmark_bary"], data["contour"], dense)
+  scatter = (data.get("landmark_scatter", np.ones(68, np.float32)),
+             data.get("dense_scatter", np.ones(len(dense[0]), np.float32)))  # files from before: equal weights
+  return with_landmarks(model, data["landmark_corners"], data["landmark_bary"], data["contour"], dense, scatter)
 
 
 # --------------------------------------------------------------------------- #
@@ -166,9 +184,10 @@ def load_landmarks(model: MorphableModel, path: str) -> MorphableModel:
 
 _ARRAY_FIELDS = ("mean", "id_basis", "exp_basis", "triangles", "uv", "uv_triangles",
                  "landmarks", "face_mask", "material", "landmark_corners", "landmark_bary", "contour",
-                 "dense_corners", "dense_bary")
+                 "dense_corners", "dense_bary", "landmark_scatter", "dense_scatter")
 # absent in files written before they existed: all skin, landmarks on their vertices, a fixed jaw, no dense points
-_OPTIONAL_FIELDS = ("material", "landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary")
+_OPTIONAL_FIELDS = ("material", "landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary",
+                    "landmark_scatter", "dense_scatter")
 
 
 def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> None:
@@ -177,10 +196,12 @@ def save_npz(path: str, model: MorphableModel, meta: Optional[dict] = None) -> N
   arrays = {k: np.asarray(getattr(model, k)) for k in _ARRAY_FIELDS}
   corners, bary = fixed_landmarks(arrays["landmarks"])
   if (np.array_equal(arrays["landmark_corners"], corners) and np.allclose(arrays["landmark_bary"], bary)
-      and arrays["contour"].shape[1] == 0 and arrays["dense_corners"].shape[0] == 0):
+      and arrays["contour"].shape[1] == 0 and arrays["dense_corners"].shape[0] == 0
+      and np.all(arrays["landmark_scatter"] == 1)):
     # the plain vertex correspondence is what load_npz fills in: not stored, so that load() still applies a
     # learned file shipped for the model (a stored correspondence is the file's own and wins)
-    for k in ("landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary"):
+    for k in ("landmark_corners", "landmark_bary", "contour", "dense_corners", "dense_bary", "landmark_scatter",
+              "dense_scatter"):
       del arrays[k]
   arrays["mean"] = arrays["mean"].astype(np.float32)
   arrays["id_basis"] = arrays["id_basis"].astype(np.float32)
@@ -217,7 +238,8 @@ def load(name_or_path: str = "ict", landmarks: str = "learned") -> MorphableMode
   path = assets.resolve(name_or_path)
   model = load_npz(path)
   if landmarks == "vertices":
-    return with_landmarks(model, *fixed_landmarks(model.landmarks), np.zeros((17, 0), np.int32), NO_DENSE)
+    return with_landmarks(model, *fixed_landmarks(model.landmarks), np.zeros((17, 0), np.int32), NO_DENSE,
+                          (np.ones(68, np.float32), np.zeros(0, np.float32)))
   if landmarks != "learned":
     if not os.path.isfile(landmarks):
       raise ModelNotFoundError(f"landmark correspondence {landmarks!r} not found: use 'learned', 'vertices' or "
@@ -269,6 +291,9 @@ def load_npz(path: str) -> MorphableModel:
       contour=jnp.asarray(data.get("contour", np.zeros((17, 0), np.int32)), jnp.int32),
       dense_corners=jnp.asarray(data.get("dense_corners", NO_DENSE[0]), jnp.int32).reshape(-1, 3),
       dense_bary=jnp.asarray(data.get("dense_bary", NO_DENSE[1]), jnp.float32).reshape(-1, 3),
+      landmark_scatter=jnp.asarray(data.get("landmark_scatter", np.ones(68)), jnp.float32).reshape(68),
+      dense_scatter=jnp.asarray(data.get("dense_scatter", np.ones(len(data.get("dense_corners", NO_DENSE[0])))),
+                                jnp.float32).reshape(-1),
       expression_names=tuple(header.get("expression_names", ())),
       expression_kind=header.get("expression_kind", EXPRESSION_GAUSSIAN),
       name=header.get("name", os.path.basename(path)),
@@ -306,6 +331,7 @@ def from_arrays(*, mean, id_basis, exp_basis, triangles, landmarks, uv=None, uv_
       landmark_corners=jnp.asarray(corners), landmark_bary=jnp.asarray(bary),
       contour=jnp.zeros((17, 0), jnp.int32),
       dense_corners=jnp.asarray(NO_DENSE[0]), dense_bary=jnp.asarray(NO_DENSE[1]),
+      landmark_scatter=jnp.ones((68,), jnp.float32), dense_scatter=jnp.zeros((0,), jnp.float32),
       expression_names=tuple(expression_names), expression_kind=expression_kind, name=name).validate()
 
 

@@ -152,24 +152,43 @@ def prepare_target(scene: Scene, image, landmarks, landmark_weight=None, dense=N
 JAW = slice(0, 17)  # iBUG 0-16: the jaw contour
 
 
-def landmark_weights(num: int, jaw_weight: float) -> np.ndarray:
+def confidence_weights(scatter, max_ratio: float = 16.0) -> np.ndarray:
+  """(P,) per-point weights from the detector's learned scatter (``MorphableModel.landmark_scatter`` /
+  ``dense_scatter``): the inverse square (independent Gaussian errors: the maximum-likelihood weighting),
+  relative to the median point, clipped to [1 / max_ratio, max_ratio] and scaled to mean 1 (so a term's
+  size stays that of equal weights). Equal scatter (a model without a learned file) gives ones."""
+  s = np.asarray(scatter, np.float64).reshape(-1)
+  if not s.size:
+    return np.zeros((0,), np.float32)
+  if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+    raise ValueError("landmark scatter must be finite and > 0 (tools/learn_landmarks.py writes it)")
+  w = np.clip((np.median(s) / s) ** 2, 1.0 / max_ratio, max_ratio)
+  return (w / w.mean()).astype(np.float32)
+
+
+def landmark_weights(num: int, jaw_weight: float, scatter=None) -> np.ndarray:
   """(num, 68) weights of the landmark terms (``Target.landmark_weight``): ``jaw_weight`` on the 17 jaw-contour
-  points (iBUG 0-16: silhouette points of the photo, fixed vertices of the model), 1 elsewhere. Fits and the
-  regressor's training both take their targets' weights from here (``configs/fit.py``: ``jaw_weight``)."""
+  points (iBUG 0-16: silhouette points of the photo, fixed vertices of the model), 1 elsewhere, times
+  :func:`confidence_weights` of ``scatter`` (68,) when given (the model's ``landmark_scatter``: config
+  ``landmark_confidence``). Fits and the regressor's training both take their targets' weights from here
+  (``configs/fit.py``: ``jaw_weight``)."""
   if not np.isfinite(jaw_weight) or jaw_weight < 0:
     raise ValueError(f"jaw_weight={jaw_weight} must be a finite number >= 0 (configs/fit.py: --config.jaw_weight)")
   w = np.ones((num, 68), np.float32)
   w[:, JAW] = jaw_weight
+  if scatter is not None:
+    w = w * confidence_weights(scatter)[None]
   return w
 
 
 IRISES = slice(468, 478)  # MediaPipe's iris points (after its 468 mesh points)
 
 
-def dense_targets(dense_points, num_points: int, iris_weight: float = 0.0):
+def dense_targets(dense_points, num_points: int, iris_weight: float = 0.0, scatter=None):
   """(points (B, P, 2), weights (B, P)) of the dense term from B photos' dense points ((P, 2) each, or None
   where a photo has none: weight 0). ``num_points``: the model's P (0: the model has no dense points; every
-  weight is 0). Iris points (MediaPipe's 468-477) get ``iris_weight``, the others 1."""
+  weight is 0). Iris points (MediaPipe's 468-477) get ``iris_weight``, the others 1; times
+  :func:`confidence_weights` of ``scatter`` (P,) when given (the model's ``dense_scatter``)."""
   if not np.isfinite(iris_weight) or iris_weight < 0:
     raise ValueError(f"iris_weight={iris_weight} must be a finite number >= 0 (configs/fit.py: dense_iris_weight)")
   b = len(dense_points)
@@ -186,6 +205,10 @@ def dense_targets(dense_points, num_points: int, iris_weight: float = 0.0):
       pts[i], w[i] = d, 1.0
       if num_points > IRISES.start:
         w[i, IRISES] = iris_weight
+  if scatter is not None and num_points:
+    if np.shape(scatter) != (num_points,):
+      raise ValueError(f"scatter must be ({num_points},), got {np.shape(scatter)}")
+    w = w * confidence_weights(scatter)[None]
   return pts, w
 
 
@@ -376,6 +399,7 @@ def geometry_terms(variables: params_lib.Variables, scene: Scene, target: Target
 
 
 __all__ = ["LossWeights", "Target", "TERMS", "IMAGE_TERMS", "JAW", "IRISES", "landmark_weights", "dense_targets",
+           "confidence_weights",
            "prepare_target",
            "prepare_targets", "loss_fn", "evaluate", "geometry_terms", "render_face", "render_mesh",
            "project_landmarks", "landmarks_2d", "dense_2d", "jaw_outward", "slide_jaw",

@@ -106,10 +106,13 @@ class Reconstructor:
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     if not np.all(np.isfinite(images)) or not np.all(np.isfinite(lms)):
       raise face.FaceInputError("the photo or its landmarks contain NaN/inf after loading; re-save the image")
-    lw = objective.landmark_weights(len(prepared), float(self.cfg.jaw_weight))
+    model = self.scene.model
+    confident = bool(self.cfg.landmark_confidence)
+    lw = objective.landmark_weights(len(prepared), float(self.cfg.jaw_weight),
+                                    np.asarray(model.landmark_scatter) if confident else None)
     dense, dw = objective.dense_targets([p.dense if self.use_dense else None for p in prepared],
-                                        int(self.scene.model.dense_corners.shape[0]),
-                                        float(self.cfg.dense_iris_weight))
+                                        int(model.dense_corners.shape[0]), float(self.cfg.dense_iris_weight),
+                                        np.asarray(model.dense_scatter) if confident else None)
     key = jax.random.key(self.cfg.seed)
     if self.mode == "regress":  # Fast-GANFit
       targets, res = regressor.fast_ganfit(self.regressor, self.scene, images, lms, lw,

@@ -62,6 +62,12 @@ class MorphableModel:
     dense_bary: (P, 3) barycentric weights of a dense detector's P points (MediaPipe's 478-point face mesh:
       :mod:`ganfit_jax.face.facemesh`), learned as the 68 are; (0, 3) when the model has none (the dense
       landmark term then has nothing to compare).
+    landmark_scatter: (68,) and
+    dense_scatter: (P,) how far the detector's points scatter around the model's corresponding points on
+      renders of the model itself (RMS distance over the outer-eye-corner distance, per point; learned with
+      the correspondence by ``tools/learn_landmarks.py``): a per-point confidence. The landmark terms weight
+      each point by its inverse square (:func:`ganfit_jax.objective.confidence_weights`, config
+      ``landmark_confidence``). All equal (ones) when not learned: equal weights.
     expression_names: names of the K_exp expression components (static).
     expression_kind: 'gaussian' or 'blendshape' (static).
     name: a short model name such as 'ict-facekit' (static).
@@ -81,6 +87,8 @@ class MorphableModel:
   contour: Int[Array, "17 C"]
   dense_corners: Int[Array, "P 3"]
   dense_bary: Float[Array, "P 3"]
+  landmark_scatter: Float[Array, "68"]
+  dense_scatter: Float[Array, "P"]
   expression_names: Tuple[str, ...] = struct.field(pytree_node=False, default=())
   expression_kind: str = struct.field(pytree_node=False, default=EXPRESSION_GAUSSIAN)
   name: str = struct.field(pytree_node=False, default="model")
@@ -124,6 +132,9 @@ class MorphableModel:
         or self.dense_bary.shape != self.dense_corners.shape):
       problems.append(f"dense_corners and dense_bary must both be (P, 3), got {self.dense_corners.shape} and "
                       f"{self.dense_bary.shape}")
+    if self.landmark_scatter.shape != (68,) or self.dense_scatter.shape != self.dense_corners.shape[:1]:
+      problems.append(f"landmark_scatter must be (68,) and dense_scatter (P,) = ({self.dense_corners.shape[0]},), "
+                      f"got {self.landmark_scatter.shape} and {self.dense_scatter.shape}")
     if self.face_mask.shape != (v,):
       problems.append(f"face_mask must be ({v},), got {self.face_mask.shape}")
     if self.material.shape != (v,):
@@ -149,6 +160,10 @@ class MorphableModel:
       b = np.asarray(self.landmark_bary)
       if not (np.all(np.isfinite(b)) and np.all(b >= -1e-6) and np.allclose(b.sum(1), 1.0, atol=1e-4)):
         problems.append("landmark_bary rows must be barycentric weights (>= 0, summing to 1)")
+      for name in ("landmark_scatter", "dense_scatter"):
+        a = np.asarray(getattr(self, name))
+        if a.size and not (np.all(np.isfinite(a)) and np.all(a > 0)):
+          problems.append(f"{name} must be finite and > 0 (ones when not learned)")
       b = np.asarray(self.dense_bary)
       if b.size and not (np.all(np.isfinite(b)) and np.all(b >= -1e-6) and np.allclose(b.sum(1), 1.0, atol=1e-4)):
         problems.append("dense_bary rows must be barycentric weights (>= 0, summing to 1)")

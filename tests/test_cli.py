@@ -299,3 +299,98 @@ def test_request_checks_in_the_library():
   assert "apply to --image" in cli.check(cli.Request(out="o", input_dir=ROOT, landmarks="x.pts"), cfg)
   assert cli.check(cli.Request(out="/nonexistent/o", image=lfw_photo("AJ_Cook"), mode="regress"), cfg) is None
   assert cfg.mode == "regress"
+
+
+# ----------------------------------------------------------------------------- a video
+
+def test_video_gives_one_identity_and_per_frame_results(tmp_path, ict_model):
+  """--video: identity/ from the keyframes, frames.npz / frames.csv / arkit52.csv with every frame, the frames
+  without a face marked (no parameters made up), animation.glb (Khronos validator), the overlay videos and the
+  page (headless Chromium: the animated face moves); bad videos and flags exit 2 and write nothing."""
+  import csv
+  import shutil
+  import subprocess
+
+  import cv2
+  from test_video import make_clip
+  clip = make_clip(tmp_path / "clip.mp4", turn=3.0)
+  out = tmp_path / "video"
+  r = run_cli([f"--video={clip}", f"--out={out}", "--keyframes=2", "--export=obj,arkit,html"])
+  assert r.code == 0, r.err[-3000:]
+  assert "6 of 8 frames with a face" in r.out, r.out
+  assert (out / "identity" / "mesh.obj").exists() and (out / "identity" / "report.json").exists()
+  z = np.load(out / "frames.npz")
+  found = z["found"]
+  assert found.tolist() == [True, True, True, False, False, True, True, True]
+  assert z["landmarks_px"].shape == (8, 68, 2) and z["arkit52"].shape == (8, 52) and z["rotation"].shape == (8, 3, 3)
+  assert np.isnan(z["expression"][~found]).all() and np.isfinite(z["expression"][found]).all()
+  np.testing.assert_allclose(z["time_s"], np.arange(8) / 10.0)
+  rot = z["rotation"][found]
+  np.testing.assert_allclose(np.einsum("fij,fkj->fik", rot, rot), np.tile(np.eye(3), (6, 1, 1)), atol=1e-4)
+  # the head turns 3 degrees a frame counter-clockwise in the picture: roll follows it (counter-clockwise is
+  # positive, files.py's convention), yaw and pitch stay; the rotation seen from the viewer's side (x right,
+  # y up) turns the model's eye line as the tracked eye corners turn in the video
+  turn = np.degrees(z["yaw_pitch_roll"][7] - z["yaw_pitch_roll"][0])
+  assert abs(turn[2] - 21.0) < 4.0 and np.abs(turn[:2]).max() < 6.0, turn
+  from ganfit_jax import morphable
+  lm = np.asarray(morphable.landmarks(ict_model, ict_model.mean))
+  for f in np.flatnonzero(found):
+    eye = (lm[45] - lm[36]) @ z["rotation"][f].T
+    seen = z["detected_px"][f, 45] - z["detected_px"][f, 36]
+    assert abs(np.degrees(np.arctan2(eye[1], eye[0]) - np.arctan2(-seen[1], seen[0]))) < 4.0, f
+  # the fitted points follow the face: within a few pixels of the tracker's on this 250 px clip
+  err = np.linalg.norm(z["landmarks_px"][found] - z["detected_px"][found], axis=-1).mean()
+  assert err < 6.0, err
+  rows = list(csv.reader(open(out / "frames.csv")))
+  assert len(rows) == 9 and rows[4][2] == "0" and rows[4][3] == ""
+  live = list(csv.reader(open(out / "arkit52.csv")))
+  assert live[0][:3] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft"] and len(live[0]) == 2 + 61
+  assert len(live) == 1 + 6 and live[1][1] == "61"
+  # animation.glb: the identity's mesh, one keyframe a tracked frame, the gap flagged; it passes the validator
+  import pygltflib
+  g = pygltflib.GLTF2().load(str(out / "animation.glb"))
+  anim = g.animations[0]
+  assert sorted(c.target.path for c in anim.channels) == ["rotation", "weights"]
+  assert g.accessors[anim.samplers[0].input].count == 6
+  assert g.accessors[anim.samplers[0].output].count == 6 * len(g.meshes[0].primitives[0].targets)
+  assert anim.extras["gaps"] == [dict(from_s=0.2, to_s=0.5, frames=2)]
+  from test_exports import JS, _need, _node_package, _served
+  _node_package("gltf-validator")
+  v = subprocess.run(["node", os.path.join(JS, "validate_gltf.mjs"), str(out / "animation.glb")],
+                     capture_output=True, text=True, timeout=300)
+  rep = json.loads(v.stdout)
+  assert v.returncode == 0 and rep["errors"] == 0 and rep["info"]["animationCount"] == 1, rep["messages"]
+  # overlay.mp4 / .webm: every frame read, the video's size
+  for name in ("overlay.mp4", "overlay.webm"):
+    cap = cv2.VideoCapture(str(out / name))
+    n = 0
+    while cap.read()[0]:
+      n += 1
+    assert n == 8 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 250, (name, n)
+  # the page in headless Chromium: the video decodes, and the face turns between two times of the animation
+  _node_package("playwright-core")
+  chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
+  _need("Debian's chromium", chromium is not None)
+  with _served(out) as base:
+    b = subprocess.run(["node", os.path.join(JS, "video_page.mjs"), base, str(tmp_path), "0", "0.7"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, CHROMIUM=chromium))
+  assert b.returncode == 0, b.stderr[-3000:]
+  res = json.loads(b.stdout.strip().splitlines()[-1])
+  assert res["viewer"] == "ready" and res["console"] == [], res
+  assert res["set_a"] == pytest.approx(0.0, abs=0.05) and res["set_b"] == pytest.approx(0.7, abs=0.05), res
+  assert res["video"]["readyState"] >= 2 and res["video"]["width"] == 250 and res["video"]["error"] is None, res
+  a, b = (cv2.imread(str(tmp_path / f"viewer_{k}.png")).astype(np.float64) for k in "ab")
+  face = np.abs(a - np.median(a.reshape(-1, 3), 0)).max(-1) > 20
+  changed = np.abs(a - b).max(-1) > 20
+  assert 0.1 < face.mean() < 0.9 and changed.mean() > 0.02, (face.mean(), changed.mean())
+  # bad inputs: a clear error, exit 2, nothing written
+  (tmp_path / "text.mp4").write_text("hello")
+  grey = make_clip(tmp_path / "grey.mp4", frames=3, no_face=(0, 1, 2))
+  for args, why in (([f"--video={tmp_path / 'text.mp4'}"], "not a video"),
+                    ([f"--video={grey}"], "no face in any of the 3 frames"),
+                    ([f"--video={clip}", "--frames=5:2"], "STOP must be larger"),
+                    ([f"--image={lfw_photo('Aaron_Peirsol', 1)}", "--frames=0:4"], "apply to --video")):
+    bad = tmp_path / "bad"
+    r = run_cli(args + [f"--out={bad}"])
+    assert r.code == 2 and why in r.err and "Traceback" not in r.err, (args, r.err[-2000:])
+    assert not bad.exists()

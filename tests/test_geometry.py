@@ -1,5 +1,7 @@
 """Landmark correspondences on the model's surface, the sliding jaw contour and the shape bound."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,44 @@ def test_dense_points_are_learned_stored_and_fitted(ict_model, tmp_path):
     objective.dense_targets([truth2d[:5]], 12)
   with pytest.raises(ValueError, match="dense points must be"):
     objective.prepare_target(scene, np.zeros((256, 256, 3), np.float32), lm, None, truth2d[:5], None)
+
+
+def test_landmark_confidence_is_learned_stored_and_weights_the_terms(ict_model, tmp_path):
+  """The detector's per-point scatter: measured on views (RMS over the eye distance), stored with the
+  correspondence (a file from before it existed reads as equal scatter), and turned into inverse-square
+  weights of mean 1 that multiply the landmark and dense weights."""
+  m = ict_model
+  c, b = np.asarray(m.landmark_corners), np.asarray(m.landmark_bary)
+  views = _views(m, 6, 5, c, b)
+  rng = np.random.default_rng(2)
+  offsets = np.where(np.arange(68) < 17, 0.06, 0.02)  # jaw points off by 6% of the eye distance, others 2%
+  noisy = []
+  for v in views:
+    eye = np.linalg.norm(v.detected[36] - v.detected[45])
+    angle = rng.uniform(0, 2 * np.pi, 68)
+    noisy.append(dataclasses.replace(v, detected=v.detected + eye * offsets[:, None]
+                                     * np.stack([np.cos(angle), np.sin(angle)], 1)))
+  s = correspondence.scatter(m, noisy, c, b)
+  # the eye corners move too, so the normaliser is not exact: within a few percent
+  np.testing.assert_allclose(s, offsets, rtol=0.08)
+  w = objective.confidence_weights(s)
+  assert w.mean() == pytest.approx(1.0, rel=1e-5) and w[:17].max() < w[17:].min()
+  assert w[30] / w[0] == pytest.approx((s[0] / s[30]) ** 2, rel=1e-4)
+  np.testing.assert_allclose(objective.confidence_weights(np.full(68, 0.03)), 1.0)
+  np.testing.assert_allclose(objective.landmark_weights(2, 0.5, s), np.tile(0.5 ** (np.arange(68) < 17) * w, (2, 1)),
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match="finite and > 0"):
+    objective.confidence_weights(np.zeros(68))
+  # stored with the correspondence; a file without it reads as equal scatter
+  sm = morphable.with_landmarks(m, c, b, None, None, (s, np.asarray(m.dense_scatter)))
+  morphable.save_landmarks(str(tmp_path / "lm.npz"), sm)
+  np.testing.assert_allclose(morphable.load_landmarks(m, str(tmp_path / "lm.npz")).landmark_scatter, s)
+  with np.load(str(tmp_path / "lm.npz")) as z:
+    old = {k: z[k] for k in z.files if not k.endswith("_scatter")}
+  np.savez(str(tmp_path / "old.npz"), **old)
+  back = morphable.load_landmarks(m, str(tmp_path / "old.npz"))
+  assert np.all(np.asarray(back.landmark_scatter) == 1) and back.dense_scatter.shape == back.dense_corners.shape[:1]
+  with pytest.raises(ValueError, match="landmark_scatter must be finite"):
+    morphable.with_landmarks(m, c, b, None, None, (-s, np.asarray(m.dense_scatter)))
+  with pytest.raises(ValueError, match="scatter must be"):
+    objective.dense_targets([None], int(m.dense_corners.shape[0]), 0.0, np.ones(3))

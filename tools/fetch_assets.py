@@ -4,6 +4,7 @@ Usage (the README's setup command runs the first form):
   python tools/fetch_assets.py --ict_dir=../shared/assets/ict-facekit
   python tools/fetch_assets.py --assets=bfm,ddfa_v2 --bfm_configs=PATH/3DDFA_V2/configs
   python tools/fetch_assets.py --list
+  python tools/fetch_assets.py --path=clip_talking     # prints the cached file (fetched first if missing)
 
 The cache is $GANFIT_ASSETS, else ~/.cache/ganfit_jax.
 """
@@ -18,6 +19,8 @@ from ganfit_jax.convert import build
 FLAGS = flags.FLAGS
 flags.DEFINE_list("assets", None, "Assets to fetch (default: the default set). See --list.")
 flags.DEFINE_bool("list", False, "List known assets and whether they are present, then exit.")
+flags.DEFINE_string("path", None, "Print the cached file of this asset (fetching it first if missing), then exit; "
+                    "e.g. python tools/fit.py --video=$(python tools/fetch_assets.py --path=clip_talking) ...")
 flags.DEFINE_bool("force", False, "Rebuild even if present and valid.")
 flags.DEFINE_string("ict_dir", None, "ICT-FaceKit checkout (github ICT-VGL/ICT-FaceKit); "
                     "default $GANFIT_ICT_DIR.")
@@ -40,6 +43,16 @@ def main(argv):
       print(f"{name:18s} {'default' if a.default else 'optional':8s} {state:8s} {a.description}\n"
             f"{'':18s} source: {a.source}")
     print(f"cache: {assets.cache_dir()}")
+    return 0
+  if FLAGS.path:
+    if FLAGS.path not in assets.ASSETS:
+      print(f"error: unknown asset {FLAGS.path!r}; known: {sorted(assets.ASSETS)}", file=sys.stderr)
+      return 2
+    try:
+      print(build.fetch([FLAGS.path], wheel_dir=FLAGS.wheel_dir, log=lambda m: print(m, file=sys.stderr))[FLAGS.path])
+    except (assets.AssetError, ValueError, OSError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 3
     return 0
   names = FLAGS.assets or assets.default_names()
   unknown = [n for n in names if n not in assets.ASSETS]

@@ -4,13 +4,17 @@
   python tools/learn_landmarks.py --points=dense         # MediaPipe's 478, into the same file
   python tools/learn_landmarks.py --model=m.npz --into   # a converted model: written into its own file
   python tools/learn_landmarks.py --train=40 --test=20 --out=/tmp/lm.npz   # a quick run
+  python tools/learn_landmarks.py --points=dense --keep   # only the scatter (per-point confidence)
 
 Renders --train random faces of the model (and --test more with another seed, held out), runs the detector
 on each and learns its points' surface positions: --points=68: dlib's 68 (the 51 inner points as surface
 points, the 17 jaw points as sliding contours); --points=dense: MediaPipe's 478 face-mesh points (each
 started at the vertex nearest its detections, then refined on the surface). Prints the agreement (NME,
 outer-eye-corner distance) between the detector's points and the model's, before and after, on the held-out
-renders. The output keeps the other detector's correspondence of the model. The file is keyed to the
+renders. Each point's scatter around the model's point on the training renders (RMS, outer-eye-corner
+distance) is written with it: the per-point confidence the fit can weight by (config landmark_confidence);
+--keep measures only that for the model's present correspondence. The output keeps the other detector's
+correspondence of the model. The file is keyed to the
 model's mesh; ``morphable.load`` applies the shipped file of a named model, ``--into`` writes the
 correspondence into a converted model file instead. Exits 2 on bad flags, 3 on a missing or unreadable model.
 """
@@ -35,6 +39,9 @@ flags.DEFINE_string("out", None, "Output .npz (default: ganfit_jax/weights/landm
 flags.DEFINE_bool("into", False, "Write the correspondence into the --model .npz itself (converted models).")
 flags.DEFINE_bool("start_fixed", True, "--points=68: start from the model's hand-picked vertices (ignore a "
                   "shipped file).")
+flags.DEFINE_bool("keep", False, "Keep the model's correspondence for --points; only measure the detector's "
+                  "per-point scatter around it (the landmark confidence, MorphableModel.landmark_scatter / "
+                  "dense_scatter) and write it.")
 flags.DEFINE_string("picture", None, "Write a PNG of held-out renders with the detector's (green) and the "
                     "model's points before (red) and after (blue).")
 
@@ -81,7 +88,8 @@ def _learn_68(model, train, test):
             ("learned, sliding jaw", correspondence.agreement(model, views, corners, bary, contour))]
   meta = dict(detector="dlib 68 (ganfit_jax.face.detect, default front end)", jaw_turns_deg=turns.round(2).tolist(),
               jaw_outside_mm=outside.round(2).tolist(), jaw_sliding=sliding.tolist())
-  learned = morphable.with_landmarks(model, corners, bary, contour)
+  learned = morphable.with_landmarks(model, corners, bary, contour, scatter=(
+      correspondence.scatter(model, train, corners, bary, contour), model.dense_scatter))
   return learned, rows, meta, ((c0, b0, None), (corners, bary, contour)), correspondence.GROUPS
 
 
@@ -98,8 +106,30 @@ def _learn_dense(model, train, test):
             for name, (c, b) in (("nearest vertices", (c0, b0)), ("learned surface points", (corners, bary)))]
   meta = dict(detector="MediaPipe face landmarker v2, 478 points (ganfit_jax.face.facemesh)")
   learned = morphable.with_landmarks(model, model.landmark_corners, model.landmark_bary, model.contour,
-                                     (corners, bary))
+                                     (corners, bary), (model.landmark_scatter,
+                                                       C.scatter(model, train, corners, bary, eyes=C.EYES_DENSE)))
   return learned, rows, meta, ((c0, b0, None), (corners, bary, None)), C.DENSE_GROUPS
+
+
+def _keep(model, train, test):
+  """--keep: the model's correspondence as it is; only its scatter (the per-point confidence) is measured."""
+  from ganfit_jax import correspondence as C, morphable
+  if FLAGS.points == "68":
+    pts = (np.asarray(model.landmark_corners), np.asarray(model.landmark_bary), np.asarray(model.contour))
+    groups, eyes = C.GROUPS, C.EYES_68
+    scatter = (C.scatter(model, train, *pts), model.dense_scatter)
+  else:
+    if not model.dense_corners.shape[0]:
+      raise ValueError(f"{model.name} has no dense correspondence to keep: run without --keep first")
+    pts = (np.asarray(model.dense_corners), np.asarray(model.dense_bary), None)
+    groups, eyes = C.DENSE_GROUPS, C.EYES_DENSE
+    scatter = (model.landmark_scatter, C.scatter(model, train, pts[0], pts[1], eyes=eyes))
+  learned = morphable.with_landmarks(model, model.landmark_corners, model.landmark_bary, model.contour, None,
+                                     scatter)
+
+  def rows(views):
+    return [("the model's points (kept)", C.agreement(model, views, *pts, groups=groups, eyes=eyes))]
+  return learned, rows, dict(detector_scatter_only=True), (pts, pts), groups
 
 
 def main(argv):
@@ -112,7 +142,7 @@ def main(argv):
   from ganfit_jax.data import lfw
   try:
     shipped = morphable.load(FLAGS.model, "learned")
-    fixed = FLAGS.points == "68" and FLAGS.start_fixed
+    fixed = FLAGS.points == "68" and FLAGS.start_fixed and not FLAGS.keep
     model = morphable.load(FLAGS.model, "vertices") if fixed else shipped
     scene = scene_lib.make(model, texture_models.load(FLAGS.texture))
   except (AssetError, ValueError, OSError) as e:
@@ -124,17 +154,23 @@ def main(argv):
   t0 = time.time()
   train = _views(scene, FLAGS.train, FLAGS.seed, backgrounds)
   test = _views(scene, FLAGS.test, FLAGS.seed + 1, backgrounds[::-1], bool(FLAGS.picture)) if FLAGS.test else []
-  learn = _learn_68 if FLAGS.points == "68" else _learn_dense
-  learned, rows, meta, point_sets, groups = learn(model, train, test)
+  learn = _keep if FLAGS.keep else _learn_68 if FLAGS.points == "68" else _learn_dense
+  try:
+    learned, rows, meta, point_sets, groups = learn(model, train, test)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   for name, views in (("training", train), ("held-out", test)):
     if views:
       print(f"\n## Detector vs model points on {len(views)} {name} renders of {model.name} (NME, outer eye corners)\n")
       _table(rows(views), groups)
-  # the other detector's correspondence stays as the model's shipped file has it
+  # the other detector's correspondence (and its scatter) stays as the model's shipped file has it
+  mine = FLAGS.points == "68"
   learned = morphable.with_landmarks(
-      learned, *((learned.landmark_corners, learned.landmark_bary, learned.contour) if FLAGS.points == "68" else
+      learned, *((learned.landmark_corners, learned.landmark_bary, learned.contour) if mine else
                  (shipped.landmark_corners, shipped.landmark_bary, shipped.contour)),
-      (shipped.dense_corners, shipped.dense_bary) if FLAGS.points == "68" else None)
+      (shipped.dense_corners, shipped.dense_bary) if mine else None,
+      (learned.landmark_scatter, shipped.dense_scatter) if mine else (shipped.landmark_scatter, learned.dense_scatter))
   meta = dict(meta, points=FLAGS.points, train=FLAGS.train, detected=len(train), seed=FLAGS.seed, size=FLAGS.size,
               yaw_deg=FLAGS.yaw, texture=FLAGS.texture, seconds=round(time.time() - t0, 1))
   if FLAGS.into:

@@ -9,8 +9,10 @@ reach the server (it binds 127.0.0.1).
 
 import functools
 import http.server
+import io
 import mimetypes
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -24,9 +26,42 @@ mimetypes.add_type("text/javascript", ".js")
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
+  """The standard library's file handler plus single byte ranges (``Range: bytes=A-B``, 206 responses):
+  browsers seek in a video (a clip's overlay.webm) only when the server answers ranges, and the standard
+  handler does not."""
 
   def log_message(self, fmt, *args):  # one short line per request on stderr
     sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+
+  def end_headers(self):
+    self.send_header("Accept-Ranges", "bytes")
+    super().end_headers()
+
+  def send_head(self):
+    m = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
+    path = self.translate_path(self.path)
+    if not m or not os.path.isfile(path) or m.group(1) == m.group(2) == "":
+      return super().send_head()
+    size = os.path.getsize(path)
+    if m.group(1):
+      start, end = int(m.group(1)), min(int(m.group(2) or size - 1), size - 1)
+    else:  # the last N bytes
+      start, end = max(size - int(m.group(2)), 0), size - 1
+    if start >= size or end < start:
+      self.send_response(416)
+      self.send_header("Content-Range", f"bytes */{size}")
+      self.send_header("Content-Length", "0")
+      self.end_headers()
+      return None
+    with open(path, "rb") as f:
+      f.seek(start)
+      body = f.read(end - start + 1)
+    self.send_response(206)
+    self.send_header("Content-Type", self.guess_type(path))
+    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+    self.send_header("Content-Length", str(len(body)))
+    self.end_headers()
+    return io.BytesIO(body)
 
 
 def serve(folder: str, port: int = 8000):

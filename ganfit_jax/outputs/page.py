@@ -153,6 +153,43 @@ def write_page(out_dir: str, report: dict, *, glb: Optional[str], target_names: 
   atomic_write(os.path.join(out_dir, "index.html"), "".join(parts))
 
 
+def write_video_page(out_dir: str, summary: dict, *, glb: str, video: str, offset_s: float = 0.0,
+                     viewer: bool = True) -> None:
+  """Writes a clip's ``out_dir/index.html``: the overlay video (``video``, a file in ``out_dir`` browsers play)
+  beside the 3D view of the animated ``glb``, which follows the video's time (``offset_s``: the video time of
+  the animation's zero); ``summary``: (name, value) rows of the clip's numbers (a dict)."""
+  have_js = viewer and copy_viewer(out_dir)
+  title = os.path.basename(str(summary.get("video", ""))) or "clip"
+  parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><link rel='icon' href='data:,'>"
+           f"<title>{html.escape(title)} - ganfit_jax</title><style>{_STYLE}"
+           "video{width:480px;border:1px solid #ccc;background:#000}</style>"]
+  if have_js:
+    imports = {"three": f"./{VIEWER_DIR}/three.module.min.js", "three/addons/": f"./{VIEWER_DIR}/addons/"}
+    parts.append(f"<script type='importmap'>{json.dumps({'imports': imports})}</script>")
+  parts.append(f"</head><body><h1>{html.escape(title)}</h1><p class='sub'>{html.escape(str(summary.get('video', '')))}"
+               "</p><div class='top'>")
+  parts.append(f"<div><video id='clip-video' src='{html.escape(video)}' controls muted loop playsinline></video>"
+               "<p class='sub'>the fit over the video</p></div>")
+  if have_js:
+    cfg = dict(glb=glb, main_targets=[], weight_range=[0.0, 1.0], animation=dict(video="clip-video",
+                                                                                    offset=float(offset_s)))
+    parts.append("<div><div id='viewer'></div><p id='viewer-status'>loading the 3D view ...</p></div>")
+    parts.append(f"<script type='application/json' id='viewer-config'>{json.dumps(cfg)}</script>")
+    parts.append(f"<script type='module' src='./{VIEWER_DIR}/ganfit_viewer.js'></script>")
+    parts.append(_file_fallback())
+  else:
+    parts.append("<div><p class='note'>3D view unavailable: the viewer's JavaScript is not installed. "
+                 f"{html.escape(glb)} plays in Blender or any glTF viewer.</p></div>")
+  rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
+                 for k, v in summary.items() if v not in (None, "", []))
+  parts.append(f"<div class='controls'><table>{rows}</table>"
+               "<p><a href='identity/index.html'>the clip's identity (shape and texture)</a></p></div></div>")
+  parts.append("<p class='sub'>files: " + " ".join(
+      f"<a href='{html.escape(n)}'>{html.escape(n)}</a>" for n in sorted(os.listdir(out_dir))
+      if os.path.isfile(os.path.join(out_dir, n)) and n != "index.html") + "</p></body></html>\n")
+  atomic_write(os.path.join(out_dir, "index.html"), "".join(parts))
+
+
 def _table(report: dict) -> str:
   return "<table>" + "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
                              for k, v in _numbers(report)) + "</table>"
@@ -193,4 +230,5 @@ def write_listing(out_dir: str, rows: Sequence[Dict[str, object]]) -> None:
   atomic_write(os.path.join(out_dir, "index.html"), "".join(lines))
 
 
-__all__ = ["write_page", "write_listing", "copy_viewer", "viewer_available", "MAIN_TARGETS", "VIEWER_DIR"]
+__all__ = ["write_page", "write_video_page", "write_listing", "copy_viewer", "viewer_available", "MAIN_TARGETS",
+           "VIEWER_DIR"]

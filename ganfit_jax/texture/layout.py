@@ -18,7 +18,10 @@ Only UV tile [0, 1]^2 is textured (ICT-FaceKit's head/neck UDIM tile [1, 2] is n
 from __future__ import annotations
 
 import dataclasses
-
+import hashlib
+import io
+import os
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -163,14 +166,51 @@ def _compute_texel_map(model: MorphableModel, size: int) -> TexelMap:
                   material=material)
 
 
+def _layout_digest(model: MorphableModel, size: int) -> str:
+  """sha256 of everything a texel map is computed from (UV, triangles, materials, mean shape, size)."""
+  h = hashlib.sha256(str(int(size)).encode())
+  for a in (model.uv, model.triangles, model.material, model.mean):
+    a = np.ascontiguousarray(np.asarray(a))
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()[:32]
+
+
+def _stored(path: str) -> Optional[TexelMap]:
+  try:
+    with np.load(path) as z:
+      return TexelMap(size=int(z["size"]), **{f: z[f] for f in _FIELDS})
+  except Exception:  # noqa: BLE001  (missing, truncated or foreign: compute again)
+    return None
+
+
+_FIELDS = ("triangle", "bary", "mask", "mirror", "material")
+
+
 def texel_map(model: MorphableModel, size: int = 128) -> TexelMap:
-  """The UV layout's per-texel geometry and mirror map (computed once per model and size)."""
-  uv = np.asarray(model.uv)
-  key = (model.name, uv.shape[0], int(np.asarray(model.triangles).shape[0]), float(uv.sum()),
-         int(np.asarray(model.material).sum()), int(size))
-  if key not in _CACHE:
-    _CACHE[key] = _compute_texel_map(model, int(size))
-  return _CACHE[key]
+  """The UV layout's per-texel geometry and mirror map (computed once per model and size).
+
+  Kept in memory, and on disk beside the exported programs when :mod:`ganfit_jax.compiled` has a disk
+  folder (the tools turn it on): the mirror search takes seconds, and a warm run then only reads a file.
+  """
+  from ganfit_jax import compiled
+  key = _layout_digest(model, int(size))
+  if key in _CACHE:
+    return _CACHE[key]
+  folder = compiled.disk_folder()
+  path = None if folder is None else os.path.join(
+      folder, f"texel_map-{int(size)}-{key}-{compiled.code_version()[:16]}.npz")
+  tmap = None if path is None else _stored(path)
+  if tmap is None:
+    tmap = _compute_texel_map(model, int(size))
+    if path is not None:
+      from ganfit_jax.files import atomic_write
+      buf = io.BytesIO()
+      np.savez(buf, size=tmap.size, **{f: getattr(tmap, f) for f in _FIELDS})
+      os.makedirs(folder, exist_ok=True)
+      atomic_write(path, buf.getvalue(), "wb")
+  _CACHE[key] = tmap
+  return tmap
 
 
 def texel_normals(vertices, triangles, tmap: TexelMap):

@@ -1,8 +1,10 @@
 // The 3D view of a fit's report page (index.html): mesh.glb in three.js, orbit controls, one slider per
 // expression shape (glTF morph target). The page carries its settings as JSON in #viewer-config; three.js
 // itself is copied beside this file from the npm package cached at setup (ganfit_jax/outputs/page.py).
+// A clip's page (cfg.animation = {video: element id, offset: seconds}) plays the GLB's animation in step with
+// the page's <video> instead of showing sliders.
 // State for tests and scripts: document.body.dataset.viewer = "loading" | "ready" | "error",
-// window.ganfitViewer.setWeight(name, value).
+// window.ganfitViewer.setWeight(name, value), window.ganfitViewer.setTime(seconds) (animated GLBs).
 import * as THREE from "three";
 import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
 import { OrbitControls } from "three/addons/controls/OrbitControls.js";
@@ -44,7 +46,29 @@ function render() {
 }
 
 let mesh = null;
+let mixer = null, action = null;
 const sliders = {};
+
+function setTime(seconds) {
+  // the action's own time, clamped into the clip (the mixer's clock would wrap or stop a finished action)
+  if (!action) return false;
+  const end = action.getClip().duration;
+  action.time = Math.min(Math.max(seconds, 0), end > 0 ? end * (1 - 1e-6) : 0);
+  mixer.update(0);
+  render();
+  return true;
+}
+
+function followVideo(video, offset) {
+  const sync = () => setTime(video.currentTime - offset);
+  video.addEventListener("seeked", sync);
+  video.addEventListener("timeupdate", sync);
+  const tick = () => {
+    if (!video.paused) sync();
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}
 
 function setWeight(name, value) {
   const i = mesh && mesh.morphTargetDictionary ? mesh.morphTargetDictionary[name] : undefined;
@@ -90,8 +114,17 @@ new GLTFLoader().load(cfg.glb, (gltf) => {
   camera.far = size * 10;
   camera.updateProjectionMatrix();
   controls.update();
-  if (mesh) {
-    const main = document.getElementById("sliders-main");
+  const animated = cfg.animation && gltf.animations.length > 0;
+  if (animated) {
+    mixer = new THREE.AnimationMixer(gltf.scene);
+    action = mixer.clipAction(gltf.animations[0]);
+    action.play();
+    setTime(0);
+    const video = document.getElementById(cfg.animation.video);
+    if (video) followVideo(video, cfg.animation.offset || 0);
+  }
+  const main = document.getElementById("sliders-main");
+  if (mesh && main) {
     const all = document.getElementById("sliders-all");
     const names = Object.keys(mesh.morphTargetDictionary);
     for (const n of cfg.main_targets) if (n in mesh.morphTargetDictionary) {
@@ -105,9 +138,10 @@ new GLTFLoader().load(cfg.glb, (gltf) => {
     document.getElementById("weights-neutral").onclick = () => names.forEach((n) => setWeight(n, 0));
   }
   render();
-  status.textContent = mesh ? "drag to turn, scroll to zoom; the sliders move the expression shapes"
-                            : "drag to turn, scroll to zoom (this mesh has no expression shapes)";
+  status.textContent = animated ? "drag to turn, scroll to zoom; the face plays in step with the video"
+    : mesh ? "drag to turn, scroll to zoom; the sliders move the expression shapes"
+    : "drag to turn, scroll to zoom (this mesh has no expression shapes)";
   document.body.dataset.viewer = "ready";
 }, undefined, (e) => fail("could not load " + cfg.glb + " (" + (e.message || e) + ")"));
 
-window.ganfitViewer = { setWeight, render };
+window.ganfitViewer = { setWeight, setTime, render, scene, camera };
