@@ -33,7 +33,9 @@ s run by :func:`ganfit_jax.jobs.run.run`. In a program: build a :class:`Request`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import shutil
 import sys
 from typing import List, Optional, Tuple
 
@@ -299,7 +301,7 @@ def run_video(req: Request, cfg, out=None, err=None) -> None:
   """--video (:mod:`ganfit_jax.video`): the whole output folder is built aside and renamed into place."""
   from ganfit_jax.files import atomic_dir
   from ganfit_jax.outputs import images
-  from ganfit_jax.video import clip as clip_lib, files, overlay
+  from ganfit_jax.video import clip as clip_lib, decode, files, overlay
   out, err = out or sys.stdout, err or sys.stderr
   rec = reconstructor(cfg, err)
   from tqdm import tqdm
@@ -314,14 +316,31 @@ def run_video(req: Request, cfg, out=None, err=None) -> None:
       bars[phase] = tqdm(desc=desc, unit="keyframe" if phase == "identity" else "frame", mininterval=1.0, file=err)
     bars[phase].update(n - bars[phase].n)
 
-  with atomic_dir(req.out) as tmp:
-    v = cfg.video
+  # the work in progress lives beside --out until the clip's folder is complete: a rerun after a kill
+  # continues from it (clip_lib.State); a bad input removes it
+  state_dir = os.path.join(os.path.dirname(os.path.abspath(req.out)), f".{os.path.basename(os.path.abspath(req.out))}"
+                           ".video-state")
+  v = cfg.video
+  settings = dict(frames=req.frames, max_frames=req.max_frames, keyframes=req.keyframes, batch=int(v.batch),
+                  steps=int(v.track_steps),
+                  config=hashlib.sha256(cfg.to_json_best_effort(sort_keys=True).encode()).hexdigest())
+  state = clip_lib.State(state_dir, clip_lib.state_key(req.video, **settings))
+  identity_dir = os.path.join(state_dir, "identity")
+  try:
     c = clip_lib.fit_clip(rec, req.video, frames=req.frames, max_frames=req.max_frames, keyframes=req.keyframes,
                           batch=int(v.batch), steps=int(v.track_steps), smooth_frames=float(v.smooth_frames),
-                          progress=progress)
-    for b in bars.values():
-      b.close()
-    rec.write(c.identity[0], os.path.join(tmp, "identity"))
+                          progress=progress, state=state,
+                          on_identity=lambda results: rec.write(results[0], identity_dir, others=results[1:]))
+  except decode.VideoInputError:
+    shutil.rmtree(state_dir, ignore_errors=True)
+    raise
+  for b in bars.values():
+    b.close()
+  if c.resumed:
+    print(f"resumed: {c.resumed} of {int(c.found.sum())} frames were fitted by an earlier, interrupted run",
+          file=err)
+  with atomic_dir(req.out) as tmp:
+    shutil.copytree(identity_dir, os.path.join(tmp, "identity"))
     tables = files.write(tmp, c, rec.scene.model)
     with open(os.path.join(tmp, "identity", "texture.png"), "rb") as fh:
       texture_png = fh.read()
@@ -334,6 +353,7 @@ def run_video(req: Request, cfg, out=None, err=None) -> None:
       b.close()
     if page:
       files.write_page(tmp, c, req.video, tables)
+  shutil.rmtree(state_dir, ignore_errors=True)
   print(f"wrote {req.out}: {int(c.found.sum())} of {len(c.found)} frames with a face, identity from "
         f"{len(c.keyframes)} keyframes (frames.npz, frames.csv, arkit52.csv, animation.glb, overlay.mp4, "
         "identity/)", file=out)

@@ -152,10 +152,11 @@ class Reconstructor:
     """:meth:`ganfit_jax.outputs.writer.Writer.prefetch`: the output programs get ready while the fit runs."""
     return self.writer.prefetch(prepared)
 
-  def write(self, r: Result, out_dir: str, overwrite: bool = True, tmp_root=None) -> Report:
-    """Writes every output of one result into ``out_dir`` atomically; returns its :class:`Report`."""
+  def write(self, r: Result, out_dir: str, overwrite: bool = True, tmp_root=None, others=()) -> Report:
+    """Writes every output of one result into ``out_dir`` atomically; returns its :class:`Report`.
+    ``others``: results sharing ``r``'s identity, whose photos add to its texture's detail."""
     return self.writer.write(r, out_dir, assets=self.assets_used(detected=r.prepared.detected),
-                             overwrite=overwrite, tmp_root=tmp_root)
+                             overwrite=overwrite, tmp_root=tmp_root, others=others)
 
 
 __all__ = ["Reconstructor", "Result", "Report"]

@@ -394,3 +394,68 @@ def test_video_gives_one_identity_and_per_frame_results(tmp_path, ict_model):
     r = run_cli(args + [f"--out={bad}"])
     assert r.code == 2 and why in r.err and "Traceback" not in r.err, (args, r.err[-2000:])
     assert not bad.exists()
+
+
+@pytest.mark.slow  # a child process to kill
+def test_video_resumes_after_sigkill_with_the_same_frames(tmp_path):
+  """A clip's work in progress survives SIGKILL: the rerun takes the finished batches from the state folder
+  beside --out and gives the frames of an uninterrupted run."""
+  import signal
+  import subprocess
+  import sys
+  import time
+  from test_video import make_clip
+  clip = make_clip(tmp_path / "clip.mp4", frames=40, no_face=())
+  args = [f"--video={clip}", "--keyframes=2", "--export=obj"]
+  ref = tmp_path / "ref"
+  r = run_cli(args + [f"--out={ref}"])
+  assert r.code == 0, r.err[-3000:]
+  assert not (tmp_path / ".ref.video-state").exists()  # removed once the folder is complete
+  out = tmp_path / "out"
+  state = tmp_path / ".out.video-state"
+  p = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "fit.py")] + TINY + args + [f"--out={out}"],
+                       cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  try:
+    deadline = time.time() + 600
+    while not (state / "frames_00001.npz").exists() and p.poll() is None and time.time() < deadline:
+      time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+  finally:
+    p.wait()
+  assert p.returncode == -signal.SIGKILL and not out.exists(), "the run finished before it could be killed"
+  chunks = sorted(x.name for x in state.glob("frames_*.npz"))
+  assert chunks and (state / "identity" / "report.json").exists() and (state / "track.npz").exists()
+  r = run_cli(args + [f"--out={out}"])
+  assert r.code == 0, r.err[-3000:]
+  assert f"resumed: {4 * len(chunks)} of 40 frames" in r.err, r.err[-2000:]
+  assert not state.exists() and (out / "identity" / "mesh.obj").exists()
+  a, b = np.load(ref / "frames.npz"), np.load(out / "frames.npz")
+  for k in ("found", "expression", "camera", "landmarks_px", "rotation"):
+    np.testing.assert_allclose(b[k], a[k], atol=1e-5, err_msg=k)
+  # other settings (here the keyframes) make the old state stale: it is cleared, not mixed in
+  st = clip_state(state, clip, keyframes=2)
+  assert st.chunks() == [] and (state / "key.json").exists()
+
+
+def clip_state(folder, clip, **settings):
+  from ganfit_jax.video import clip as clip_lib
+  (folder / "frames_00000.npz").parent.mkdir(parents=True, exist_ok=True)
+  clip_lib.State(str(folder), clip_lib.state_key(str(clip), **settings)).save("frames_00000.npz", rows=np.arange(2))
+  return clip_lib.State(str(folder), clip_lib.state_key(str(clip), **dict(settings, keyframes=3)))
+
+
+def test_video_scaled_for_fitting_reports_video_pixels(tmp_path, monkeypatch):
+  """A video larger than decode.MAX_SIDE is fitted on scaled frames; its points and crops come back in the
+  video's own pixels (here: the same frames fitted at full size and at half size agree to a few pixels)."""
+  from test_video import make_clip
+  from ganfit_jax.video import decode
+  clip = make_clip(tmp_path / "clip.mp4", frames=4, no_face=())
+  args = [f"--video={clip}", "--keyframes=1", "--export=obj"]
+  assert run_cli(args + [f"--out={tmp_path / 'full'}"]).code == 0
+  monkeypatch.setattr(decode, "MAX_SIDE", 125)
+  r = run_cli(args + [f"--out={tmp_path / 'half'}"])
+  assert r.code == 0, r.err[-2000:]
+  a, b = np.load(tmp_path / "full" / "frames.npz"), np.load(tmp_path / "half" / "frames.npz")
+  assert np.abs(b["detected_px"] - a["detected_px"]).mean() < 3.0
+  assert np.abs(b["landmarks_px"] - a["landmarks_px"]).mean() < 4.0
+  assert np.abs(b["yaw_pitch_roll"] - a["yaw_pitch_roll"]).max() < np.radians(5)

@@ -116,8 +116,11 @@ def test_scan_chunk_equals_single_steps(tiny):
   v1, s1 = jax.tree_util.tree_map(jnp.copy, (v0, s0))
   vb, sb, aux_b = fitting.chunk(v1, s1, sc, tg, w, keys, 5, spec, "dispatch", donate=True)
   assert v1.texture.is_deleted() and not v0.texture.is_deleted()
+  # (float32 reassociation differs between the scanned and the single-step programs, and Adam's m / sqrt(v)
+  # magnifies it where a gradient is near zero: 3.2e-4 relative was measured on an AMD EPYC host; a wrong step
+  # differs by orders of magnitude more)
   for a, b in zip(jax.tree_util.tree_leaves((va, sa, aux_a)), jax.tree_util.tree_leaves((vb, sb, aux_b))):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=5e-5)
   assert aux_a["loss"].shape == (3, 2, 1)
   assert not np.allclose(np.asarray(va.texture), np.asarray(v0.texture))  # it moved
   # the caller's arrays given to fit() as init stay usable

@@ -297,3 +297,60 @@ def test_photo_detail_recovers_albedo_and_fixes_base_colour(ict_model):
   assert neck.sum() > 100
   np.testing.assert_allclose(out[neck].std(0), 0.0, atol=1e-5)
   np.testing.assert_allclose(out[neck][0] / out[neck][0].mean(), skin / skin.mean(), atol=0.05)
+
+
+def test_photo_detail_of_several_photos_fills_each_side_from_the_photo_that_sees_it(ict_model):
+  """Two photos of one face turned left and right, its two halves of different colours: fused detail gives
+  each half its own colour where one photo alone fills the far half from the mirror (the near half's)."""
+  from ganfit_jax.texture import detail
+  t, canvas = 128, 112
+  tmap = layout.texel_map(ict_model, t)
+  x = layout.texel_points(np.asarray(ict_model.mean), tmap, ict_model.triangles)[..., 0]
+  left, right = np.array([0.8, 0.5, 0.4], np.float32), np.array([0.5, 0.55, 0.75], np.float32)
+  albedo = np.where((x > 0)[..., None], left, right).astype(np.float32)
+  verts = morphable.vertices(ict_model, jnp.zeros(ict_model.num_identity))
+  light = lighting.make_light(colour=(0.5, 0.5, 0.5), ambient=(0.6, 0.6, 0.6))
+  cams = [camera.orbit_camera(yaw=np.deg2rad(a)) for a in (40.0, -40.0)]
+  photos = [_render(verts, ict_model.triangles, ict_model.uv, ict_model.uv_triangles, jnp.asarray(albedo), c, light,
+                    height=2 * canvas, width=2 * canvas).image for c in cams]
+  base = jnp.full((t, t, 3), 0.6)
+  lay = detail.detail_layout(ict_model, t)
+  face_w, cheeks = jnp.asarray(detail.face_weight(ict_model, tmap)), jnp.asarray(detail.cheek_mask(ict_model, tmap))
+  c2p = jnp.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+  one, conf1 = detail.photo_detail_jit(photos[0], verts, ict_model.triangles, cams[0], light, base, c2p, lay, face_w,
+                                       cheeks, canvas_size=canvas)
+  both, conf2 = detail.photo_detail_jit(jnp.stack(photos), jnp.stack([verts, verts]), ict_model.triangles,
+                                        jnp.stack(cams), jnp.stack([light, light]), base, c2p, lay, face_w, cheeks,
+                                        canvas_size=canvas)
+  one, both, conf1, conf2 = (np.asarray(a) for a in (one, both, conf1, conf2))
+  skin = tmap.mask & (tmap.material == 0) & (np.asarray(face_w) > 0.99)
+  own = np.asarray(detail.observe(photos[0], verts, ict_model.triangles, cams[0], light, c2p, lay,
+                                  canvas_size=canvas)[1])
+  far = skin & (own == 0) & (conf2 > 0.99)  # the side only the second photo sees
+  assert far.sum() > 0.1 * skin.sum()
+  err_one = np.abs(one - albedo)[far].mean()
+  err_both = np.abs(both - albedo)[far].mean()
+  assert err_both < 0.04 and err_both < 0.25 * err_one, (err_both, err_one)
+  assert conf2[skin].mean() > conf1[skin].mean()  # the second photo adds what the first could only mirror
+
+
+def test_texel_maps_are_stored_beside_the_exported_programs(tmp_path, monkeypatch):
+  """With a disk folder a texel map is computed once and read back by the next process (here: the memory
+  cache cleared); another package version's file of the same layout is removed when it is written."""
+  from ganfit_jax import compiled
+  model = _occluder_scene()
+  monkeypatch.setattr(compiled, "_DISK", [str(tmp_path)])
+  monkeypatch.setattr(layout, "_CACHE", {})
+  key = layout._layout_digest(model, 32)
+  stale = tmp_path / f"texel_map-32-{key}-0000000000000000.npz"
+  stale.write_bytes(b"old")
+  first = layout.texel_map(model, 32)
+  files = sorted(p.name for p in tmp_path.glob("texel_map-*"))
+  assert len(files) == 1 and not stale.exists() and key in files[0]
+  layout._CACHE.clear()
+  calls = []
+  monkeypatch.setattr(layout, "_compute_texel_map", lambda *a: calls.append(a))
+  again = layout.texel_map(model, 32)
+  assert calls == []  # read from the file, not recomputed
+  for f in ("triangle", "bary", "mask", "mirror", "material"):
+    np.testing.assert_array_equal(getattr(again, f), getattr(first, f))

@@ -102,3 +102,13 @@ def test_the_example_clip_from_setup_is_tracked():
   tr = track.Tracker()
   pts = [tr(f.image) for f in decode.frames(path, max_frames=15)]
   assert all(p is not None for p in pts) and tr.detections == 1
+
+
+def test_huge_videos_are_refused_and_large_ones_scaled_down(tmp_path, monkeypatch):
+  path = make_clip(tmp_path / "c.mp4", frames=2, no_face=())
+  monkeypatch.setattr(decode, "MAX_SIDE", 100)
+  f = next(decode.frames(path))
+  assert f.image.shape == (100, 100, 3) and f.scale == pytest.approx(0.4)
+  monkeypatch.setattr(decode, "MAX_SOURCE_SIDE", 200)
+  with pytest.raises(decode.VideoInputError, match="250x250; the limit is 200 px"):
+    decode.probe(path)

@@ -24,14 +24,37 @@ from ganfit_jax.types import FaceParams
 GREY = 0.5  # background of renders shown alone
 
 
-def output_texture(scene: Scene, f: FaceParams, detail_canvas=None, lay=None):
+def output_texture(scene: Scene, f: FaceParams, detail_canvas=None, lay=None, others=()):
   """The final texture at ``scene.texture_size``: the fitted texture composed (neck prior, eyes), with the
   photo's detail blended in (:func:`ganfit_jax.texture.detail.photo_detail`) when ``detail_canvas`` (the
-  prepared face's detail crop, uint8 or [0, 1]) and its texel layout ``lay`` are given. (T, T, 3) in [0, 1]."""
+  prepared face's detail crop, uint8 or [0, 1]) and its texel layout ``lay`` are given. ``others``: (detail
+  crop, FaceParams) of more photos of the same face (a shared identity: the same shape and texture, their own
+  expression, camera and light), whose detail is fused with this one's. (T, T, 3) in [0, 1]."""
   if detail_canvas is None:
     return compiled.call(lambda sc, lat: (sc.texture_image(lat),), scene, f.texture, name="compose_texture")[0]
   scale = detail_canvas.shape[0] / scene.canvas_size
   c2d = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]], np.float32)
+
+  def as01(x):
+    x = np.asarray(x)
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+  if others:
+    crops = [detail_canvas] + [c for c, _ in others]
+    if len({np.shape(c) for c in crops}) != 1:
+      raise ValueError(f"the detail crops of one face must share a size, got {sorted({np.shape(c) for c in crops})}")
+    faces = [f] + [g for _, g in others]
+    stack = lambda k: compiled.float32(np.stack([np.asarray(getattr(g, k), np.float32) for g in faces]))  # noqa
+
+    def run_many(sc, shape, latent, expressions, cameras, lights, photos, lay, c2d):
+      verts = jax.vmap(lambda e: morphable.vertices(sc.model, shape, e))(expressions)
+      return detail.photo_detail(photos, verts, sc.model.triangles, cameras, lights, sc.texture_image(latent), c2d,
+                                 lay, sc.face_weight, sc.cheeks, canvas_size=sc.canvas_size)
+
+    photos = compiled.float32(np.stack([as01(c) for c in crops]))
+    shape, latent = (compiled.float32(np.asarray(x, np.float32)) for x in (f.shape, f.texture))
+    return compiled.call(run_many, scene, shape, latent, stack("expression"), stack("camera"), stack("light"),
+                         photos, lay, c2d, name="photo_detail_many", static=len(crops))[0]
 
   def run(sc, f, photo, lay, c2d):
     verts = morphable.vertices(sc.model, f.shape, f.expression)
@@ -39,9 +62,7 @@ def output_texture(scene: Scene, f: FaceParams, detail_canvas=None, lay=None):
                                     c2d, lay, sc.face_weight, sc.cheeks, canvas_size=sc.canvas_size)
     return tex, conf
 
-  photo = np.asarray(detail_canvas)
-  photo = compiled.float32(photo.astype(np.float32) / 255.0 if photo.dtype == np.uint8 else photo)
-  return compiled.call(run, scene, f, photo, lay, c2d, name="photo_detail")[0]
+  return compiled.call(run, scene, f, compiled.float32(as01(detail_canvas)), lay, c2d, name="photo_detail")[0]
 
 
 def render_outputs(scene: Scene, f: FaceParams, canvas, embedding, align_matrix, texture, *, render_size: int):

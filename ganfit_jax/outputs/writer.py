@@ -92,10 +92,11 @@ class Writer:
   def model(self):
     return self.scene.model
 
-  def _texture(self, f: FaceParams, prepared: PreparedFace, detail_crop=None):
+  def _texture(self, f: FaceParams, prepared: PreparedFace, detail_crop=None, others: Sequence[Result] = ()):
     use_detail = self.detail_layout is not None and prepared.detail is not None
     crop = (prepared.detail if detail_crop is None else detail_crop) if use_detail else None
-    return output_texture(self.scene, f, crop, self.detail_layout), use_detail
+    more = [(o.prepared.detail, o.face) for o in others if o.prepared.detail is not None] if use_detail else []
+    return output_texture(self.scene, f, crop, self.detail_layout, more), use_detail
 
   def prefetch(self, prepared: PreparedFace) -> threading.Thread:
     """Starts making the programs :meth:`write` runs ready (compiled, or loaded from the compilation caches)
@@ -128,14 +129,16 @@ class Writer:
     return self._prefetch
 
   def write(self, r: Result, out_dir: str, *, assets: Dict[str, str], overwrite: bool = True,
-            tmp_root: Optional[str] = None) -> Report:
+            tmp_root: Optional[str] = None, others: Sequence[Result] = ()) -> Report:
     """Writes every output of one result into ``out_dir`` (atomically: a temp dir, in ``tmp_root`` when given,
     renamed at the end: :func:`ganfit_jax.files.atomic_dir`); returns its :class:`Report`. ``assets``: what
-    the result was made with (:func:`ganfit_jax.assets.provenance`)."""
+    the result was made with (:func:`ganfit_jax.assets.provenance`). ``others``: results of more photos that
+    share ``r``'s identity (a person's ``identity/``, a clip's keyframes): the texture's photo detail is
+    gathered from all of them (:func:`ganfit_jax.outputs.render.output_texture`)."""
     t0 = time.perf_counter()
     f, s = r.face, self.scene.canvas_size
     canvas = r.prepared.canvas.astype(np.float32)
-    texture, use_detail = self._texture(f, r.prepared)
+    texture, use_detail = self._texture(f, r.prepared, others=others)
     o = jax.device_get(render_outputs(self.scene, f, canvas, r.embedding, r.align_matrix, texture,
                                       render_size=self.render_size))
     lm_photo = apply_affine(invert_affine(r.prepared.to_canvas), o["landmarks"])

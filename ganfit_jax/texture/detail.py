@@ -1,6 +1,6 @@
 """Photo detail on top of the fitted texture (beyond the paper), and the skin prior of the neck.
 
-After a fit, :func:`photo_detail`:
+After a fit, :func:`photo_detail` (one photo, or several of one face fused texel by texel: :func:`fuse`):
 
 1. unwraps the photo onto the fitted mesh (``texture.unwrap``, at the output texture's resolution, the
    visibility z-buffer at ``2 x`` the canvas): every visible texel's colour and confidence (the cosine
@@ -133,20 +133,11 @@ def laplacian_blend(base, detail, mask, levels: int = 5):
   return out
 
 
-def photo_detail(photo, vertices, triangles, face_camera, face_light, base_texture, canvas_to_photo,
-                 lay: DetailLayout, face, cheeks, *, canvas_size: int):
-  """(texture (T, T, 3), confidence (T, T)): the fitted texture with the photo's albedo blended in.
-
-  Args:
-    photo: (H, W, 3) the original photo in [0, 1].
-    vertices: (V, 3) the fitted mesh (with expression); triangles (F, 3).
-    face_camera, face_light: the fitted camera (10,) and light (9,).
-    base_texture: (T, T, 3) the fitted (composed) texture at the output size.
-    canvas_to_photo: (2, 3) canvas (``canvas_size``) -> photo coordinates.
-    lay: :func:`detail_layout` for the model at T.
-    face, cheeks: (T, T) the scene's skin-prior weight and cheek texels (``Scene.face_weight``, ``.cheeks``).
-  """
-  t = base_texture.shape[0]
+def observe(photo, vertices, triangles, face_camera, face_light, canvas_to_photo, lay: DetailLayout, *,
+            canvas_size: int):
+  """(albedo (T, T, 3), confidence (T, T)) of one photo: steps 1-2 of the module docstring (unwrap at the
+  layout's size, a 2x z-buffer, the fitted lighting divided out); arguments as :func:`photo_detail`."""
+  t = lay.triangle.shape[0]
   tmap = layout.TexelMap(size=t, triangle=lay.triangle, bary=lay.bary, mask=lay.mask, mirror=lay.mirror,
                          material=jnp.zeros_like(lay.triangle))
   # a finer z-buffer than the fitting canvas: the same camera on a 2x canvas
@@ -159,6 +150,57 @@ def photo_detail(photo, vertices, triangles, face_camera, face_light, base_textu
   shade = shading(normals, points, face_light)
   albedo = jnp.clip(u.texture / jnp.maximum(shade, 0.15), 0.0, 1.0)
   conf = jnp.clip((u.confidence - CONF_LO) / (CONF_HI - CONF_LO), 0.0, 1.0) * u.visible
+  return albedo, conf
+
+
+FUSE_PRIORITY = 8.0  # photo k of several counts FUSE_PRIORITY**-k as much as the first where both see a texel
+
+
+def fuse(albedos, confs, priority: float = FUSE_PRIORITY):
+  """One (albedo, confidence) from N photos' ((N, T, T, 3), (N, T, T)), in order of preference: each texel's
+  albedo is the mean over the photos weighted by confidence x ``priority``**-k (photo k), so where the first
+  photo sees a texel well it gives most of the colour (averaging several photos of a face blurs it: no two
+  are registered exactly, e.g. a smile fitted short of the photo's), and a texel it sees badly or not at
+  all comes from the next photos that see it; the confidence is the best of the photos'."""
+  rank = priority ** -jnp.arange(confs.shape[0], dtype=confs.dtype)
+  w = (confs * rank[:, None, None])[..., None]
+  albedo = jnp.sum(albedos * w, 0) / jnp.maximum(jnp.sum(w, 0), 1e-6)
+  return albedo, jnp.max(confs, 0)
+
+
+def photo_detail(photo, vertices, triangles, face_camera, face_light, base_texture, canvas_to_photo,
+                 lay: DetailLayout, face, cheeks, *, canvas_size: int):
+  """(texture (T, T, 3), confidence (T, T)): the fitted texture with the photo's albedo blended in.
+
+  Args:
+    photo: (H, W, 3) the original photo in [0, 1].
+    vertices: (V, 3) the fitted mesh (with expression); triangles (F, 3).
+    face_camera, face_light: the fitted camera (10,) and light (9,).
+    base_texture: (T, T, 3) the fitted (composed) texture at the output size.
+    canvas_to_photo: (2, 3) canvas (``canvas_size``) -> photo coordinates.
+    lay: :func:`detail_layout` for the model at T.
+    face, cheeks: (T, T) the scene's skin-prior weight and cheek texels (``Scene.face_weight``, ``.cheeks``).
+
+  Several photos of one face (one fitted shape; each photo its own expression, camera and light): give
+  ``photo`` (N, H, W, 3), ``vertices`` (N, V, 3), ``face_camera`` (N, 10), ``face_light`` (N, 9), the
+  preferred photo first; their albedos are fused texel by texel (:func:`fuse`), so a head seen from both
+  sides fills both sides of the texture from the photos before the mirror fills what none saw.
+  """
+  if photo.ndim == 4:
+    albedos, confs = jax.vmap(lambda p, v, c, li: observe(p, v, triangles, c, li, canvas_to_photo, lay,
+                                                          canvas_size=canvas_size))(photo, vertices, face_camera,
+                                                                                    face_light)
+    albedo, conf = fuse(albedos, confs)
+  else:
+    albedo, conf = observe(photo, vertices, triangles, face_camera, face_light, canvas_to_photo, lay,
+                           canvas_size=canvas_size)
+  return compose(albedo, conf, base_texture, lay, face, cheeks)
+
+
+def compose(albedo, conf, base_texture, lay: DetailLayout, face, cheeks):
+  """Steps 3-7 of the module docstring: the mirror completion, colour match, blend, neck prior and eyes of
+  an observed (albedo, confidence) over the fitted ``base_texture``; returns (texture, confidence)."""
+  t = base_texture.shape[0]
   # mirror completion: an unseen texel whose mirror is seen takes its albedo at half confidence
   flat_a, flat_c = albedo.reshape(t * t, 3), conf.reshape(-1)
   mir = lay.mirror.reshape(-1)
@@ -196,6 +238,5 @@ def photo_detail(photo, vertices, triangles, face_camera, face_light, base_textu
 photo_detail_jit = jax.jit(photo_detail, static_argnames=("canvas_size",))
 
 
-__all__ = ["photo_detail", "photo_detail_jit", "detail_layout", "DetailLayout", "face_weight", "cheek_mask",
-           "neck_prior",
-           "laplacian_blend", "shading"]
+__all__ = ["photo_detail", "photo_detail_jit", "observe", "fuse", "FUSE_PRIORITY", "compose", "detail_layout",
+           "DetailLayout", "face_weight", "cheek_mask", "neck_prior", "laplacian_blend", "shading"]

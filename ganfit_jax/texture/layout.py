@@ -17,7 +17,9 @@ Only UV tile [0, 1]^2 is textured (ICT-FaceKit's head/neck UDIM tile [1, 2] is n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import hashlib
 import io
 import os
@@ -191,7 +193,9 @@ def texel_map(model: MorphableModel, size: int = 128) -> TexelMap:
   """The UV layout's per-texel geometry and mirror map (computed once per model and size).
 
   Kept in memory, and on disk beside the exported programs when :mod:`ganfit_jax.compiled` has a disk
-  folder (the tools turn it on): the mirror search takes seconds, and a warm run then only reads a file.
+  folder (the tools turn it on): the mirror search takes seconds, and a warm run then only reads a file
+  (one file per model layout, size and package version; another version's file is removed when this one is
+  written).
   """
   from ganfit_jax import compiled
   key = _layout_digest(model, int(size))
@@ -209,6 +213,11 @@ def texel_map(model: MorphableModel, size: int = 128) -> TexelMap:
       np.savez(buf, size=tmap.size, **{f: getattr(tmap, f) for f in _FIELDS})
       os.makedirs(folder, exist_ok=True)
       atomic_write(path, buf.getvalue(), "wb")
+      # the same layout stored by another version of the package is stale: removed (a few MB each)
+      for old in glob.glob(os.path.join(folder, f"texel_map-{int(size)}-{key}-*.npz")):
+        if old != path:
+          with contextlib.suppress(OSError):
+            os.remove(old)
   _CACHE[key] = tmap
   return tmap
 

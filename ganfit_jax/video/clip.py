@@ -6,7 +6,8 @@ Data flow (:func:`fit_clip`; the video is decoded three times, holding one frame
    frontality score per frame.
 2. **Identity**: ``keyframes`` frames spread over the clip (in each of K equal parts of the tracked frames,
    the sharpest frontal one) are fitted together as ``--images`` does (shared shape and texture: the
-   paper's Eq. 14) with the config's full schedule; the result is written as ``identity/``.
+   paper's Eq. 14) with the config's full schedule; the result is written as ``identity/`` (the most
+   neutral keyframe's pose, its texture's photo detail gathered from every keyframe, that one's first).
 3. **Per frame**: camera and expression of every tracked frame, with the identity's shape, texture, focal
    length and light held fixed, by the landmark terms (68 + dense) in batches of ``batch`` frames
    (``fitting.fit``, vmapped over the batch); each batch starts from the previous batch's last frame.
@@ -20,6 +21,7 @@ Data flow (:func:`fit_clip`; the video is decoded three times, holding one frame
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Callable, List, Optional, Sequence
 
@@ -28,9 +30,11 @@ import numpy as np
 
 from ganfit_jax import face as face_lib
 from ganfit_jax import fitting, objective, params as params_lib
+from ganfit_jax.files import atomic_write
+from ganfit_jax.types import FaceParams
 from ganfit_jax.video import decode, track
 
-TRACK_STEPS = 40  # landmark-term steps per batch of frames (each batch starts at the previous batch's end)
+TRACK_STEPS = 120  # landmark-term steps per batch of frames (each batch starts at the previous batch's end)
 TRACK_LR_SCALE = 3.0
 
 
@@ -42,9 +46,12 @@ class Clip:
   ``detected_px`` (F, 68, 2) the tracker's points; ``variables``: :class:`ganfit_jax.params.Variables` (F, ...)
   after smoothing; ``faces``: their :class:`ganfit_jax.types.FaceParams` (F, ...); ``to_canvas`` (F, 2, 3)
   video pixels -> each frame's canvas; ``keyframes``: indices (into the F frames) of the identity's frames;
-  ``identity``: the identity fit's results (``reconstruct.Result``, one per keyframe); ``info``: the
+  ``identity``: the identity fit's results (``reconstruct.Result``, one per keyframe, the most neutral
+  expression first; empty when a resumed run found the identity already fitted); ``identity_face``: the
+  identity's :class:`ganfit_jax.types.FaceParams` (its first result's); ``info``: the
   :class:`ganfit_jax.video.decode.VideoInfo`; ``detections``: detector runs while tracking; ``seconds``: wall
-  time of each phase ('track', 'identity', 'frames')."""
+  time of each phase ('track', 'identity', 'frames') in this run; ``resumed``: frames whose fit a resumed
+  run took from the state folder."""
   found: np.ndarray
   index: np.ndarray
   time_s: np.ndarray
@@ -55,9 +62,61 @@ class Clip:
   to_canvas: np.ndarray
   keyframes: List[int]
   identity: list
+  identity_face: object
   info: decode.VideoInfo
   detections: int
   seconds: dict = dataclasses.field(default_factory=dict)
+  resumed: int = 0
+
+
+class State:
+  """A clip's work in progress in a folder (``fit_clip(state=...)``), so that a killed run continues where it
+  stopped: ``key.json`` (what the work is for: the video file's path, size and modification time, the frame
+  range and the settings; a folder with another key is cleared), ``track.npz`` (the tracked points),
+  ``identity.npz`` (the identity's FaceParams) and ``frames_NNNNN.npz`` (one per batch of frames: their
+  variables and canvas crops). Every file is written atomically (temp + rename): a kill loses at most the
+  batch in flight. The folder is the caller's to remove when the clip's outputs are written."""
+
+  def __init__(self, folder: str, key: dict):
+    import json
+    import shutil
+    self.folder = folder
+    path = os.path.join(folder, "key.json")
+    old = None
+    if os.path.isfile(path):
+      try:
+        with open(path) as f:
+          old = json.load(f)
+      except (OSError, ValueError):
+        old = None
+    if old != key and os.path.isdir(folder):
+      shutil.rmtree(folder)
+    os.makedirs(folder, exist_ok=True)
+    if old != key:
+      atomic_write(path, json.dumps(key, sort_keys=True))
+
+  def load(self, name: str) -> Optional[dict]:
+    path = os.path.join(self.folder, name)
+    if not os.path.isfile(path):
+      return None
+    with np.load(path, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+
+  def save(self, name: str, **arrays) -> None:
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(os.path.join(self.folder, name), buf.getvalue(), "wb")
+
+  def chunks(self) -> List[str]:
+    return sorted(n for n in os.listdir(self.folder) if n.startswith("frames_") and n.endswith(".npz"))
+
+
+def state_key(path: str, **settings) -> dict:
+  """What a :class:`State` folder is for: the video file (absolute path, size, modification time) and
+  ``settings`` (JSON-able: the frame range, keyframes, batch, steps, the config)."""
+  st = os.stat(path)
+  return dict(video=os.path.abspath(path), size=st.st_size, mtime_ns=st.st_mtime_ns, **settings)
 
 
 def _sharpness(image: np.ndarray, points: np.ndarray) -> float:
@@ -129,14 +188,18 @@ def _stack(vs: Sequence[params_lib.Variables]) -> params_lib.Variables:
 
 def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = None, keyframes: int = 5,
              batch: int = 16, smooth_frames: float = 1.0, steps: int = TRACK_STEPS, warm_start: bool = True,
-             progress: Optional[Callable[[str, int], None]] = None) -> Clip:
+             progress: Optional[Callable[[str, int], None]] = None, state: Optional[State] = None,
+             on_identity: Optional[Callable[[list], None]] = None) -> Clip:
   """Fits a clip (see the module docstring). ``rec``: a :class:`ganfit_jax.reconstruct.Reconstructor`;
   ``frames``: ``START:STOP:STEP``; ``max_frames``: at most this many frames read; ``keyframes``: frames
   fitted together for the identity; ``batch``: frames per per-frame fit; ``smooth_frames``: the temporal
   smoother's sigma in frames (0: none); ``warm_start``: each batch starts from the previous one's last frame
   (False: every frame from the identity's keyframe, independent fits, as a baseline);
-  ``progress(phase, done)`` (phases 'track', 'identity' (keyframes), 'frames'). Raises
-  :class:`ganfit_jax.video.decode.VideoInputError` (not a video, no frame, no face in any frame)."""
+  ``progress(phase, done)`` (phases 'track', 'identity' (keyframes), 'frames'); ``state``: a
+  :class:`State` to keep the work in and resume from (its key must hold every setting that changes the
+  result); ``on_identity(results)``: called once when the identity is fitted (e.g. to write ``identity/``;
+  not called when a resumed run finds it done). Raises :class:`ganfit_jax.video.decode.VideoInputError`
+  (not a video, no frame, no face in any frame)."""
   if keyframes < 1 or batch < 1 or smooth_frames < 0 or steps < 1:
     raise ValueError(f"keyframes ({keyframes}), batch ({batch}) and steps ({steps}) must be >= 1 and "
                      f"smooth_frames ({smooth_frames}) >= 0")
@@ -144,7 +207,16 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
   info = decode.probe(path)
   rng = decode.parse_range(frames)
   tracker = track.Tracker(detector=rec.detector)
-  found, index, time_s, points, sharp, front = _tracked(path, rng, max_frames, tracker, progress)
+  saved = state.load("track.npz") if state else None
+  if saved is not None:
+    found, index, time_s, points, sharp, front = (saved[k] for k in ("found", "index", "time_s", "points", "sharp",
+                                                                       "front"))
+    tracker.detections = int(saved["detections"])
+  else:
+    found, index, time_s, points, sharp, front = _tracked(path, rng, max_frames, tracker, progress)
+    if state and found.any():
+      state.save("track.npz", found=found, index=index, time_s=time_s, points=points, sharp=sharp, front=front,
+                 detections=np.int64(tracker.detections))
   if not found.any():
     raise decode.VideoInputError(f"no face in any of the {len(found)} frames read from {path}; a face must be "
                                  f"at least {tracker.min_face} px wide")
@@ -156,17 +228,30 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
   t0 = time.perf_counter()
   if progress:
     progress("identity", 0)
-  wanted = {index[k]: k for k in keys}
-  kf = {}
-  for fr in decode.frames(path, *rng, max_frames=max_frames):
-    if fr.index in wanted:
-      k = wanted[fr.index]
-      kf[k] = _prepare(rec, fr.image, fr.scale, points[k], crop[k])
-  sources = [f"{path}#frame={index[k]}" for k in keys]
-  identity = rec.fit([kf[k] for k in keys], sources, shared_identity=len(keys) > 1)
   kind = rec.scene.model.expression_kind
-  start = params_lib.from_face(jax.tree_util.tree_map(np.asarray, identity[0].face), kind)
-  start = jax.tree_util.tree_map(np.asarray, start)
+  saved = state.load("identity.npz") if state else None
+  identity = []
+  if saved is not None:
+    identity_face = FaceParams(**{k: saved[k] for k in ("shape", "expression", "texture", "camera", "light")})
+  else:
+    wanted = {index[k]: k for k in keys}
+    kf = {}
+    for fr in decode.frames(path, *rng, max_frames=max_frames):
+      if fr.index in wanted:
+        k = wanted[fr.index]
+        kf[k] = _prepare(rec, fr.image, fr.scale, points[k], crop[k])
+    sources = [f"{path}#frame={index[k]}" for k in keys]
+    identity = rec.fit([kf[k] for k in keys], sources, shared_identity=len(keys) > 1)
+    # the most neutral keyframe first: identity/ shows it, and its photo gives the texture most of its detail
+    identity = [identity[i] for i in np.argsort([float(np.abs(np.asarray(r.face.expression)).sum())
+                                                 for r in identity], kind="stable")]
+    identity_face = jax.tree_util.tree_map(np.asarray, identity[0].face)
+    if on_identity:
+      on_identity(identity)
+    if state:
+      state.save("identity.npz", **{k: np.asarray(getattr(identity_face, k))
+                                    for k in ("shape", "expression", "texture", "camera", "light")})
+  start = jax.tree_util.tree_map(np.asarray, params_lib.from_face(identity_face, kind))
 
   # 3. per frame, in batches (the last one padded with its own last frame: one compiled program)
   seconds["identity"] = time.perf_counter() - t0
@@ -184,10 +269,23 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
   to_canvas = np.zeros((n, 2, 3), np.float32)
   todo = []
   prev = start
-  done = 0
+  done = resumed = 0
+  chunk_no = 0
+  flat0, tree = jax.tree_util.tree_flatten(start)
+  for name in (state.chunks() if state else []):  # batches a killed run finished
+    z = state.load(name)
+    rows = z["rows"]
+    for j, i in enumerate(rows):
+      out_vars[i] = jax.tree_util.tree_unflatten(tree, [z[f"v{k}"][j] for k in range(len(flat0))])
+      to_canvas[i] = z["to_canvas"][j]
+    if warm_start:
+      prev = out_vars[rows[-1]]
+    resumed += len(rows)
+    chunk_no += 1
+  done = resumed
 
   def run_batch(items):
-    nonlocal prev
+    nonlocal prev, chunk_no
     prepared = [p for _, p in items] + [items[-1][1]] * (batch - len(items))
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     lw = objective.landmark_weights(batch, float(cfg.jaw_weight), np.asarray(model.landmark_scatter) if conf else None)
@@ -203,10 +301,16 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
       to_canvas[i] = p.to_canvas
     if warm_start:
       prev = out_vars[items[-1][0]]
+    if state:
+      rows = [i for i, _ in items]
+      leaves = jax.tree_util.tree_leaves(_stack([out_vars[i] for i in rows]))
+      state.save(f"frames_{chunk_no:05d}.npz", rows=np.asarray(rows, np.int64), to_canvas=to_canvas[rows],
+                 **{f"v{k}": x for k, x in enumerate(leaves)})
+    chunk_no += 1
 
   for n_read, fr in enumerate(decode.frames(path, *rng, max_frames=max_frames)):
     i = n_read
-    if found[i]:
+    if found[i] and out_vars[i] is None:
       todo.append((i, _prepare(rec, fr.image, fr.scale, points[i], crop[i])))
       # the canvas maps video pixels (scaled frame) -> canvas; keep it per video pixel
     if len(todo) == batch:
@@ -241,8 +345,8 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
     to_canvas = np.einsum("fij,jk->fik", np.concatenate([to_canvas, np.tile([[[0, 0, 1]]], (n, 1, 1))], 1),
                           s)[:, :2].astype(np.float32)
   return Clip(found=found, index=index, time_s=time_s, landmarks_px=lm_px, detected_px=points,
-              variables=stacked, faces=faces, to_canvas=to_canvas, keyframes=keys, identity=identity, info=info,
-              detections=tracker.detections, seconds=seconds)
+              variables=stacked, faces=faces, to_canvas=to_canvas, keyframes=keys, identity=identity,
+              identity_face=identity_face, info=info, detections=tracker.detections, seconds=seconds, resumed=resumed)
 
 
-__all__ = ["Clip", "fit_clip", "choose_keyframes", "track_schedule", "TRACK_STEPS"]
+__all__ = ["Clip", "State", "state_key", "fit_clip", "choose_keyframes", "track_schedule", "TRACK_STEPS"]

@@ -148,7 +148,7 @@ def write_animation(path: str, clip, model, texture_png: bytes, tables_: Dict[st
   interpolates across them, and each such gap is flagged in ``animations[0].extras.gaps``."""
   from ganfit_jax import morphable
   from ganfit_jax.outputs import meshes
-  f = clip.identity[0].face
+  f = clip.identity_face
   neutral = np.asarray(morphable.vertices(model, f.shape))
   names = arkit_lib.target_names(model.expression_names) if model.expression_names else [
       f"expression_{i:03d}" for i in range(model.num_expression)]

@@ -79,7 +79,7 @@ def write(paths: Sequence[str], rec, clip, texture01: np.ndarray, video: str, *,
     if os.path.splitext(path)[1].lower() not in FOURCC:
       raise ValueError(f"overlay path {path!r}: use .mp4 or .webm")
   scene = rec.scene
-  shape = compiled.float32(np.asarray(clip.identity[0].face.shape))
+  shape = compiled.float32(np.asarray(clip.identity_face.shape))
   tex = compiled.float32(np.asarray(texture01, np.float32))
   faces = clip.faces
   writers, size, n_written = [], None, 0

@@ -2,29 +2,15 @@
 // expression slider and screenshots again. Prints a JSON summary; the pictures land in OUT_DIR.
 //   node tests/js/report_page.mjs URL OUT_DIR [SLIDER_NAME]
 // Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package; setup.sh installs it).
-import { chromium } from "playwright-core";
+import { withViewerPage } from "./browser.mjs";
 
 const [url, outDir, sliderName = "jawOpen"] = process.argv.slice(2);
 if (!url || !outDir) {
   console.error("usage: node report_page.mjs URL OUT_DIR [SLIDER_NAME]");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"],
-});
 const result = { console: [] };
-try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on("console", (m) => { if (m.type() === "error") result.console.push(m.text()); });
-  page.on("pageerror", (e) => result.console.push(String(e)));
-  await page.goto(url);
-  await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.viewer), null,
-                             { timeout: 120000 });
-  result.viewer = await page.evaluate(() => document.body.dataset.viewer);
-  result.status = await page.textContent("#viewer-status");
+await withViewerPage(url, result, async (page) => {
   result.sliders = await page.locator("input[type=range]").count();
   result.main_sliders = await page.locator("#sliders-main input[type=range]").count();
   await page.waitForTimeout(300);
@@ -39,7 +25,5 @@ try {
     result.slider_after = Number(await slider.inputValue());
     await page.locator("#viewer").screenshot({ path: `${outDir}/viewer_moved.png` });
   }
-} finally {
-  await browser.close();
-}
+});
 console.log(JSON.stringify(result));

@@ -1,31 +1,17 @@
 // Opens a clip's report page (tools/fit.py --video) in headless Chromium, waits for the 3D view, and
-// seeks the page's video to two times and screenshots the animated face at each; checks that the video decodes.
+// seeks its video to two times and screenshots the animated face at each; checks that the video decodes.
 // Prints a JSON summary; the pictures land in OUT_DIR.
 //   node tests/js/video_page.mjs URL OUT_DIR T1 T2
 // Chromium: $CHROMIUM, else /usr/bin/chromium (Debian's package; setup.sh installs it).
-import { chromium } from "playwright-core";
+import { withViewerPage } from "./browser.mjs";
 
 const [url, outDir, t1 = "0", t2 = "1"] = process.argv.slice(2);
 if (!url || !outDir) {
   console.error("usage: node video_page.mjs URL OUT_DIR T1 T2");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-         "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
-});
 const result = { console: [] };
-try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on("console", (m) => { if (m.type() === "error") result.console.push(m.text()); });
-  page.on("pageerror", (e) => result.console.push(String(e)));
-  await page.goto(url);
-  await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.viewer), null,
-                             { timeout: 120000 });
-  result.viewer = await page.evaluate(() => document.body.dataset.viewer);
-  result.status = await page.textContent("#viewer-status");
+await withViewerPage(url, result, async (page) => {
   await page.waitForFunction(() => document.getElementById("clip-video").readyState >= 2, null,
                              { timeout: 60000 }).catch(() => {});
   result.video = await page.evaluate(() => {
@@ -45,7 +31,5 @@ try {
     await page.locator("#viewer").screenshot({ path: `${outDir}/viewer_${name}.png` });
   }
   await page.screenshot({ path: `${outDir}/page.png`, fullPage: false });
-} finally {
-  await browser.close();
-}
+});
 console.log(JSON.stringify(result));
