@@ -33,6 +33,8 @@ flags.DEFINE_string("clip", "clip_talking", "An asset name (tools/fetch_assets.p
                     "'synthetic' (an ICT face with known expression and pose curves: errors against the truth).")
 flags.DEFINE_integer("max_frames", None, "Read at most this many frames.")
 flags.DEFINE_integer("keyframes", 5, "Keyframes of the identity.")
+flags.DEFINE_list("variants", ["clip", "no_smoother", "independent"], "Which variants to run (a subset of the "
+                  "three, in that order).")
 FLAGS = flags.FLAGS
 
 
@@ -147,12 +149,17 @@ def main(argv):
     path = FLAGS.clip if os.path.isfile(FLAGS.clip) else assets.path(FLAGS.clip)
   v = cfg.video
   rows = []
-  for name, kw in (("clip (warm starts + smoother)", dict(smooth_frames=float(v.smooth_frames))),
-                   ("no smoother", dict(smooth_frames=0.0)),
-                   ("independent per-frame fits", dict(smooth_frames=0.0, warm_start=False))):
+  variants = {"clip": ("clip (warm starts + smoother)", dict(smooth_frames=float(v.smooth_frames))),
+              "no_smoother": ("no smoother", dict(smooth_frames=0.0)),
+              "independent": ("independent per-frame fits", dict(smooth_frames=0.0, warm_start=False))}
+  unknown = set(FLAGS.variants) - set(variants)
+  if unknown:
+    print(f"error: --variants: unknown {sorted(unknown)}; choose from {list(variants)}", file=sys.stderr)
+    return 2
+  for name, kw in (variants[k] for k in variants if k in FLAGS.variants):
     t = time.perf_counter()
     c = clip_lib.fit_clip(rec, path, max_frames=FLAGS.max_frames, keyframes=FLAGS.keyframes, batch=int(v.batch),
-                          steps=int(v.track_steps), **kw)
+                          steps=int(v.track_steps), photometric_steps=int(v.photometric_steps), **kw)
     wall = time.perf_counter() - t
     ypr = np.degrees(files.yaw_pitch_roll(files.rotations(np.asarray(c.faces.camera), c.to_canvas)))
     n = int(c.found.sum())
@@ -161,7 +168,8 @@ def main(argv):
                  truth_rows(c, truth, ypr) if truth else None))
     det = accel(c.detected_px, c.found)
   print(f"\n## Video: {os.path.basename(path)}, {rows[0][7]} frames ({rows[0][6]} with a face), preset "
-        f"{cfg.preset}, batch {v.batch}, {v.track_steps} steps a batch\n")
+        f"{cfg.preset}, batch {v.batch}, {v.track_steps} steps a batch"
+        + (f" + {v.photometric_steps} photometric" if v.photometric_steps else "") + "\n")
   print("| variant | landmark jitter px/frame^2 | head rotation jitter deg/frame^2 | NME vs detector % | "
         "frames/s (per-frame phase) | track s | identity s | frames s | wall s |")
   print("|---|---|---|---|---|---|---|---|---|")

@@ -82,7 +82,9 @@ def get_config(preset: str = "fast"):
                                    # objective.confidence_weights)
   # --video (ganfit_jax/video/clip.py): frames per per-frame fit (one compiled batch), landmark steps per batch,
   # and the zero-lag temporal smoother's sigma in frames (0: none)
-  c.video = ml_collections.ConfigDict(dict(batch=16, track_steps=120, smooth_frames=1.0))
+  # photometric_steps > 0: after them, that many steps a batch with the full stage's image terms (identity,
+  # content, pixel) and the light moving: the full-photometric mode (far slower; WORKSPACE.md "Video")
+  c.video = ml_collections.ConfigDict(dict(batch=16, track_steps=120, smooth_frames=1.0, photometric_steps=0))
   c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
                                         light=0.02))
   c.stage_order = ("align", "full")

@@ -173,13 +173,21 @@ def _prepare(rec, image, scale, points, crop_points) -> face_lib.PreparedFace:
                                  crop_landmarks=crop_points * scale)
 
 
-def track_schedule(rec, steps: int = TRACK_STEPS) -> fitting.Schedule:
+def track_schedule(rec, steps: int = TRACK_STEPS, photometric_steps: int = 0) -> fitting.Schedule:
   """The per-frame schedule: the config's landmark-stage terms (68, dense, expression priors), camera and
-  expression moving, everything else held (the clip's identity)."""
+  expression moving, everything else held (the clip's identity). ``photometric_steps`` > 0 adds a second
+  stage with the config's full-stage terms (identity, content, pixel on a render of the frame, and the
+  landmark terms), camera, expression and light moving: the full-photometric mode, far slower."""
   align = dict(rec.schedule.stages[0].weights)
   weights = tuple(sorted((k, v) for k, v in align.items() if k not in ("reg_shape",)))
-  stage = fitting.Stage("track", steps, weights, ("expression", "camera"), lr_scale=TRACK_LR_SCALE)
-  return fitting.Schedule(stages=(stage,), learning_rates=rec.schedule.learning_rates, chunk=steps, num_inits=1)
+  stages = [fitting.Stage("track", steps, weights, ("expression", "camera"), lr_scale=TRACK_LR_SCALE)]
+  if photometric_steps:
+    full = next((st for st in rec.schedule.stages if st.name == "full"), rec.schedule.stages[-1])
+    photo = tuple(sorted((k, v) for k, v in dict(full.weights).items() if k not in ("reg_shape", "reg_texture")))
+    stages.append(fitting.Stage("track_photometric", photometric_steps, photo, ("expression", "camera", "light")))
+  chunk = max(steps, photometric_steps)
+  return fitting.Schedule(stages=tuple(stages), learning_rates=rec.schedule.learning_rates, chunk=chunk,
+                          num_inits=1)
 
 
 def _stack(vs: Sequence[params_lib.Variables]) -> params_lib.Variables:
@@ -189,7 +197,7 @@ def _stack(vs: Sequence[params_lib.Variables]) -> params_lib.Variables:
 def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = None, keyframes: int = 5,
              batch: int = 16, smooth_frames: float = 1.0, steps: int = TRACK_STEPS, warm_start: bool = True,
              progress: Optional[Callable[[str, int], None]] = None, state: Optional[State] = None,
-             on_identity: Optional[Callable[[list], None]] = None) -> Clip:
+             on_identity: Optional[Callable[[list], None]] = None, photometric_steps: int = 0) -> Clip:
   """Fits a clip (see the module docstring). ``rec``: a :class:`ganfit_jax.reconstruct.Reconstructor`;
   ``frames``: ``START:STOP:STEP``; ``max_frames``: at most this many frames read; ``keyframes``: frames
   fitted together for the identity; ``batch``: frames per per-frame fit; ``smooth_frames``: the temporal
@@ -198,11 +206,12 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
   ``progress(phase, done)`` (phases 'track', 'identity' (keyframes), 'frames'); ``state``: a
   :class:`State` to keep the work in and resume from (its key must hold every setting that changes the
   result); ``on_identity(results)``: called once when the identity is fitted (e.g. to write ``identity/``;
-  not called when a resumed run finds it done). Raises :class:`ganfit_jax.video.decode.VideoInputError`
-  (not a video, no frame, no face in any frame)."""
-  if keyframes < 1 or batch < 1 or smooth_frames < 0 or steps < 1:
-    raise ValueError(f"keyframes ({keyframes}), batch ({batch}) and steps ({steps}) must be >= 1 and "
-                     f"smooth_frames ({smooth_frames}) >= 0")
+  not called when a resumed run finds it done); ``photometric_steps``: the full-photometric mode's steps per
+  batch after the landmark steps (0: geometry only, :func:`track_schedule`). Raises
+  :class:`ganfit_jax.video.decode.VideoInputError` (not a video, no frame, no face in any frame)."""
+  if keyframes < 1 or batch < 1 or smooth_frames < 0 or steps < 1 or photometric_steps < 0:
+    raise ValueError(f"keyframes ({keyframes}), batch ({batch}) and steps ({steps}) must be >= 1, "
+                     f"smooth_frames ({smooth_frames}) and photometric_steps ({photometric_steps}) >= 0")
   t0 = time.perf_counter()
   info = decode.probe(path)
   rng = decode.parse_range(frames)
@@ -259,8 +268,9 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
     progress("identity", len(keys))
     progress("frames", 0)
   t0 = time.perf_counter()
-  sched = track_schedule(rec, steps)
-  track_scene = rec.scene.replace(identity=None)  # no identity features: landmark terms only
+  sched = track_schedule(rec, steps, photometric_steps)
+  # landmark terms only: no identity features (the photometric mode needs them and the render)
+  track_scene = rec.scene if photometric_steps else rec.scene.replace(identity=None)
   cfg = rec.cfg
   conf = bool(cfg.landmark_confidence)
   model = rec.scene.model
