@@ -59,7 +59,8 @@ STEP_DEG = 20.0
 def synthetic_clip(scene, path: str, frames: int = 60, fps: float = 30.0, size: int = 480, seed: int = 0) -> dict:
   """Writes an MP4 of one random ICT identity (a random GAN texture) whose expression and head pose follow
   known curves, rendered by the project's renderer over a blurred DevTrain photo with per-frame noise;
-  returns the truth: ``expression`` (F, E), ``rotation`` (F, 3, 3) in files.rotations' convention."""
+  returns the truth: ``expression`` (F, E), ``rotation`` (F, 3, 3) in files.rotations' convention, the
+  identity's ``shape`` coefficients and the ``focal`` length."""
   import cv2
   import jax
   import jax.numpy as jnp
@@ -105,7 +106,7 @@ def synthetic_clip(scene, path: str, frames: int = 60, fps: float = 30.0, size: 
     writer.write(cv2.cvtColor((img * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
   writer.release()
   rot = np.stack([np.asarray(camera_lib.view_matrix(jnp.asarray(c))[0]) for c in cams])
-  return dict(expression=expr, rotation=rot, time_s=t)
+  return dict(expression=expr, rotation=rot, time_s=t, shape=shape, focal=np.float32(f))
 
 
 def truth_rows(c, truth: dict, ypr_fit: np.ndarray) -> dict:
