@@ -356,7 +356,7 @@ def run_video(req: Request, cfg, out=None, err=None) -> None:
   shutil.rmtree(state_dir, ignore_errors=True)
   print(f"wrote {req.out}: {int(c.found.sum())} of {len(c.found)} frames with a face, identity from "
         f"{len(c.keyframes)} keyframes (frames.npz, frames.csv, arkit52.csv, animation.glb, overlay.mp4, "
-        "identity/)", file=out)
+        f"{'overlay.webm, index.html, ' if page else ''}identity/)", file=out)
 
 
 def run_dataset(req: Request, cfg, out=None, err=None) -> None:

@@ -27,8 +27,11 @@ know the flag should get :data:`ORIGINAL_XLA_FLAGS` back (``benchmarks/render.py
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional
+import sys
+import tempfile
+from typing import Optional, Sequence
 
 _FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 ORIGINAL_XLA_FLAGS = os.environ.get("XLA_FLAGS")  # as the user set it, before configure()
@@ -98,3 +101,32 @@ def configure(xla_flags: bool = True, compilation_cache: bool = True) -> dict:
     _LISTENING.append(True)
   return dict(xla_flags=apply_xla_flags() if xla_flags else False,
               compilation_cache=enable_compilation_cache() if compilation_cache else None)
+
+
+@contextlib.contextmanager
+def native_notices_dropped(drop: Sequence[str]):
+  """Runs the block with the process's stderr (file descriptor 2, where native libraries such as OpenCV and
+  the TFLite runtime print) captured; afterwards writes what was captured back to ``sys.stderr``, less the
+  lines that contain one of ``drop`` (known notices that tell a user nothing, e.g. TFLite's "Created
+  TensorFlow Lite XNNPACK delegate"). With absl's ``--v=1`` (verbosity >= 1) nothing is dropped. The
+  redirection is process-wide: keep the block to the one native call that prints."""
+  try:
+    from absl import logging as absl_logging
+    verbose = absl_logging.get_verbosity() >= 1
+  except ImportError:  # pragma: no cover - absl is a requirement
+    verbose = False
+  sys.stderr.flush()
+  with tempfile.TemporaryFile() as log:
+    saved = os.dup(2)
+    try:
+      os.dup2(log.fileno(), 2)
+      yield
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      log.seek(0)
+      lines = log.read().decode(errors="replace").splitlines(True)
+      keep = [ln for ln in lines if verbose or not any(d in ln for d in drop)]
+      if keep:
+        sys.stderr.write("".join(keep))
+        sys.stderr.flush()

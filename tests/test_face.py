@@ -263,3 +263,29 @@ def test_dense_points_follow_the_face(astronaut_rgb):
   assert face.from_landmarks(img, lm, 224, dense=False).dense is None
   with pytest.raises(ValueError, match="degenerate"):
     facemesh.region(np.zeros((5, 2)), np.zeros(2), np.ones(2))
+
+
+def test_native_libraries_notices_are_dropped_unless_verbose():
+  """The detector (OpenCV's DNN) and the dense landmarks (the TFLite runtime) print notices from native code
+  on their first use: a normal run drops them; absl's --v=1 shows them. Each case is its own process (the
+  notices come once per process)."""
+  import subprocess
+  import sys
+  from conftest import ROOT, lfw_photo
+  code = ("import sys; from absl import logging; logging.set_verbosity(int(sys.argv[2])); "
+          "from ganfit_jax import face; p = face.prepare(sys.argv[1], dense=True); "
+          "print(p.dense is not None)")
+  notices = ("setPreferableTarget", "XNNPACK delegate")
+  for verbosity, shown in ((0, False), (1, True)):
+    r = subprocess.run([sys.executable, "-c", code, lfw_photo("Aaron_Peirsol"), str(verbosity)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "True", r.stderr[-2000:]
+    assert all((n in r.stderr) == shown for n in notices), (verbosity, r.stderr[-2000:])
+
+
+def test_native_notices_filter_keeps_other_lines(capfd):
+  from ganfit_jax import runtime
+  with runtime.native_notices_dropped(["noise"]):
+    os.write(2, b"some noise here\nan actual warning\n")
+  err = capfd.readouterr().err
+  assert "an actual warning" in err and "noise" not in err

@@ -64,8 +64,10 @@ def _interpreter():
     except ImportError as e:  # pragma: no cover - requirements.txt installs it
       raise assets.AssetError("dense landmarks need the TFLite runtime: pip install -r requirements.txt "
                               "(ai-edge-litert)") from e
-    it = Interpreter(model_content=_model_bytes(), num_threads=1)
-    it.allocate_tensors()
+    from ganfit_jax.runtime import native_notices_dropped
+    with native_notices_dropped(["Created TensorFlow Lite XNNPACK delegate"]):
+      it = Interpreter(model_content=_model_bytes(), num_threads=1)
+      it.allocate_tensors()
     _PER_THREAD.interpreter = it
   return _PER_THREAD.interpreter
 

@@ -51,8 +51,10 @@ def _detector():
   """This thread's detector (cv2's detector keeps its input size, so it is not shared)."""
   if not hasattr(_PER_THREAD, "yunet"):
     import cv2
-    _PER_THREAD.yunet = cv2.FaceDetectorYN.create(assets.path("yunet"), "", (320, 320), SCORE_THRESHOLD,
-                                                  NMS_THRESHOLD, 5000)
+    from ganfit_jax.runtime import native_notices_dropped
+    with native_notices_dropped(["setPreferableTarget Targets are not supported"]):  # OpenCV 5's DNN notice
+      _PER_THREAD.yunet = cv2.FaceDetectorYN.create(assets.path("yunet"), "", (320, 320), SCORE_THRESHOLD,
+                                                    NMS_THRESHOLD, 5000)
   return _PER_THREAD.yunet
 
 

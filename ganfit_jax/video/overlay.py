@@ -47,23 +47,15 @@ def _mark_no_face(image: np.ndarray) -> np.ndarray:
 
 def _open_writer(path: str, fps: float, size) -> "cv2.VideoWriter":  # noqa: F821
   """An OpenCV video writer for ``path`` (codec by extension, :data:`FOURCC`). FFmpeg's WebM muxer takes no
-  codec tag, so OpenCV prints a fallback notice on stderr for every WebM: it is swallowed here (the C-level
-  stderr is redirected while the writer opens) and shown only when opening fails."""
+  codec tag, so OpenCV prints a fallback notice for every WebM: dropped (:func:`ganfit_jax.runtime.
+  native_notices_dropped`)."""
   import cv2
-  import tempfile
+  from ganfit_jax.runtime import native_notices_dropped
   ext = os.path.splitext(path)[1].lower()
-  with tempfile.TemporaryFile() as log:
-    saved = os.dup(2)
-    try:
-      os.dup2(log.fileno(), 2)
-      writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*FOURCC[ext]), float(fps), size)
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
-    if not writer.isOpened():
-      log.seek(0)
-      raise RuntimeError(f"OpenCV could not open a {FOURCC[ext]} video writer for {path}: "
-                         f"{log.read().decode(errors='replace').strip()}")
+  with native_notices_dropped(["is not supported with codec id", "fallback to use tag"]):
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*FOURCC[ext]), float(fps), size)
+  if not writer.isOpened():
+    raise RuntimeError(f"OpenCV could not open a {FOURCC[ext]} video writer for {path}")
   return writer
 
 
