@@ -36,7 +36,15 @@ def default_camera():
 
 
 def orbit_camera(yaw=0.0, pitch=0.0, distance=960.0, look_at=DEFAULT_LOOK_AT, focal=DEFAULT_FOCAL):
-  """Camera on a sphere around ``look_at``; yaw/pitch in radians (yaw > 0: camera to the subject's left)."""
+  """Camera on a sphere around ``look_at`` (mm), looking at it, y up; ``yaw`` / ``pitch`` in RADIANS,
+  ``distance`` in mm, ``focal`` in units of the image height (f_pixels = focal * H). Signs: yaw > 0 moves the
+  camera to the subject's left (the model's +x), so the face appears turned towards the image's left and
+  its left cheek shows; pitch > 0 moves the camera up (the face seen from above). Returns the (10,) camera.
+
+  Example::
+
+    cam = orbit_camera(yaw=jnp.deg2rad(30.0), pitch=jnp.deg2rad(-5.0))   # a three-quarter view, slightly below
+  """
   at = jnp.asarray(look_at, jnp.float32)
   d = jnp.stack([jnp.sin(yaw) * jnp.cos(pitch), jnp.sin(pitch), jnp.cos(yaw) * jnp.cos(pitch)])
   return make_camera(at + distance * d, at, DEFAULT_UP, focal)

@@ -26,8 +26,18 @@ def vertices(model: MorphableModel, shape, expression=None):
 
   Args:
     model: the morphable model.
-    shape: (K,) identity coefficients with K <= K_id (missing ones are zero).
-    expression: (E,) expression coefficients with E <= K_exp, or None.
+    shape: (K,) identity coefficients with K <= K_id (missing ones are zero), ~N(0, 1) (the bases are
+      scaled by their standard deviations).
+    expression: (E,) expression values with E <= K_exp, or None, as ``model.expression_kind`` says:
+      ``'blendshape'`` (ICT-FaceKit, the default model): activations in [0, 1], one per named shape
+      (``model.expression_names``, ARKit-like: ``jawOpen``, ``eyeBlink_L``, ...), NOT Gaussian: 0 is
+      neutral and 1 the full shape; ``'pca'`` (BFM): ~N(0, 1) coefficients.
+
+  Example::
+
+    m = morphable.load("ict")
+    e = jnp.zeros(m.num_expression).at[m.expression_names.index("jawOpen")].set(0.6)
+    v = vertices(m, jnp.zeros(m.num_identity), e)   # (V, 3) mm, the mean face with the jaw open
 
   Returns:
     (V, 3) vertices in millimetres.

@@ -425,8 +425,18 @@ PROTOCOLS = {"now": now_protocol, "micc": micc_protocol, "regions": region_proto
 def evaluate(pred: Mesh, pred_landmarks, scan: Mesh, scan_landmarks, protocol: str = "now",
              scale: bool = True) -> Dict[str, Union[float, int, str]]:
   """One protocol by name: ``now`` (official: scaled landmarks, rigid ICP), ``now_similarity`` (similarity
-  ICP), ``micc``, ``regions``. Returns the protocol's dict: floats in mm, ``points`` (int) and ``protocol``
-  (str)."""
+  ICP), ``micc``, ``regions``. Returns the protocol's dict, NOT only floats: distances in mm (floats),
+  ``points`` (int, the predicted points measured) and ``protocol`` (str).
+
+  A fitted :class:`~ganfit_jax.types.FaceParams` ``f`` becomes the prediction as the benchmarks do it (the
+  neutral shape, NoW's convention; landmarks as the model's 68 points, of which the protocols take NoW's 7,
+  :data:`NOW_LANDMARKS`, or the 7 themselves)::
+
+    verts = np.asarray(morphable.vertices(model, f.shape))            # (V, 3) mm, no expression
+    pred = Mesh.of(verts, np.asarray(model.triangles))
+    lm68 = np.asarray(morphable.landmarks(model, verts))
+    result = evaluate(pred, lm68, load_mesh("scan.obj"), scan_landmarks, "now")  # ["scan_to_mesh_mm"]
+  """
   if protocol == "now_similarity":
     return now_protocol(pred, np.asarray(pred_landmarks), scan, np.asarray(scan_landmarks), scale=scale,
                         icp_scale=True)

@@ -32,7 +32,22 @@ class RenderOutput(NamedTuple):
 def render(vertices, triangles, uv, uv_triangles, texture, camera, light, background=None, *,
            height: int, width: int, specular: float = 0.0, shininess: float = 20.0,
            cull_backfaces: bool = True) -> RenderOutput:
-  """Renders a textured mesh.
+  """Renders a textured mesh (differentiable in vertices, texture, camera and light; jit/vmap it).
+
+  Output range: ``image`` and ``shaded`` are NOT clamped: Phong lighting is ambient + colour * max(n.l, 0)
+  (+ specular) times the albedo, so lit surfaces go above 1 (up to 1.10 for a white texture under
+  ``lighting.default_light()``). Clip for display (``jnp.clip(out.image, 0, 1)``); the losses use the unclamped values.
+
+  Which render to use: this function for any mesh; :func:`render_model` for a morphable model's
+  coefficients (it builds the vertices, then calls this); :func:`ganfit_jax.objective.render_mesh` inside a
+  fit (the model's mesh with only the textured UV tile composited: ICT's untextured scalp and neck stay
+  background) and :func:`ganfit_jax.objective.render_face` for :class:`~ganfit_jax.types.FaceParams`.
+
+  Example::
+
+    out = render(verts, tri, uv, uv_tri, tex, camera.orbit_camera(0.3), lighting.default_light(),
+                 height=224, width=224)
+    picture = jnp.clip(out.image, 0.0, 1.0)   # (224, 224, 3)
 
   Args:
     vertices: (V, 3) world positions (mm).
@@ -68,7 +83,17 @@ def render(vertices, triangles, uv, uv_triangles, texture, camera, light, backgr
 
 
 def render_model(model, shape, expression, texture, camera, light, background=None, **kw) -> RenderOutput:
-  """:func:`render` for a morphable model's mesh with the given coefficients."""
+  """:func:`render` for a morphable model's mesh with the given coefficients: ``shape`` (K_id,) ~N(0, 1)
+  and ``expression`` (K_exp,) as :func:`ganfit_jax.morphable.vertices` reads them (ICT-FaceKit:
+  activations in [0, 1]); ``kw``: ``height``, ``width`` and :func:`render`'s options. The output is
+  unclamped (see :func:`render`).
+
+  Example::
+
+    m = morphable.load("ict")
+    out = render_model(m, jnp.zeros(m.num_identity), jnp.zeros(m.num_expression), tex, cam, light,
+                       height=256, width=256)
+  """
   verts = morphable.vertices(model, shape, expression)
   return render(verts, model.triangles, model.uv, model.uv_triangles, texture, camera, light,
                 background, **kw)
