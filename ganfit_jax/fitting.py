@@ -52,6 +52,7 @@ class Stage:
       (Levenberg-Marquardt style, :func:`newton_step`) on the exact loss of the active groups, for stages
       without image terms (the landmark stage: a few hundred parameters, a loss of point projections);
       ``steps`` then counts Newton iterations.
+    extra_weights: ((name, weight), ...) of terms of your own (:func:`fit`'s ``extra_terms``).
   """
 
   name: str
@@ -60,6 +61,7 @@ class Stage:
   groups: Tuple[str, ...]
   lr_scale: float = 1.0
   solver: str = "adam"
+  extra_weights: Tuple[Tuple[str, float], ...] = ()
 
   def __post_init__(self):
     if int(self.steps) != self.steps or self.steps < 0:
@@ -69,7 +71,7 @@ class Stage:
       raise ValueError(f"stage {self.name!r}: unknown parameter group(s) {bad}; groups are {params_lib.GROUPS}")
     if not np.isfinite(self.lr_scale) or self.lr_scale <= 0:
       raise ValueError(f"stage {self.name!r}: lr_scale must be a finite number > 0, got {self.lr_scale}")
-    weights = objective.LossWeights.create(**dict(self.weights))  # validates names and values
+    weights = self.loss_weights()  # validates names and values
     if self.solver not in SOLVERS:
       raise ValueError(f"stage {self.name!r}: solver must be one of {SOLVERS}, got {self.solver!r}")
     if self.solver == "newton" and weights.uses_images():
@@ -80,7 +82,7 @@ class Stage:
                        "see it): leave 'texture' out of its groups")
 
   def loss_weights(self) -> objective.LossWeights:
-    return objective.LossWeights.create(**dict(self.weights))
+    return objective.LossWeights.create(extra=dict(self.extra_weights), **dict(self.weights))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +160,9 @@ class ChunkSpec:
   images: bool
   shared_identity: bool
   solver: str = "adam"
+  # ((name, fn), ...) user terms; out of repr (the disk cache's key has the functions' code through the
+  # fingerprint of the program that holds this spec, not their addresses)
+  extra_terms: Tuple[Tuple[str, Callable], ...] = dataclasses.field(default=(), repr=False)
 
   def optimizer(self) -> optax.GradientTransformation:
     return make_optimizer(self.learning_rates, self.groups, self.lr_scale)
@@ -207,13 +212,13 @@ def _step(spec: ChunkSpec, variables, opt_state, scene, targets, weights, keys, 
       moving = {g: getattr(v, g) for g in params_lib.GROUPS if g in spec.groups}
       x, unravel = jax.flatten_util.ravel_pytree(moving)
       loss = lambda x: objective.loss_fn(v.replace(**unravel(x)), scene, target, weights, key,  # noqa: E731
-                                         images=False)[0]
+                                         images=False, extra_terms=spec.extra_terms)[0]
       x, s, _ = newton_step(loss, x, s)
       v = v.replace(**unravel(x))
-      _, aux = objective.loss_fn(v, scene, target, weights, key, images=False)
+      _, aux = objective.loss_fn(v, scene, target, weights, key, images=False, extra_terms=spec.extra_terms)
       return v, s, aux
     grad_fn = jax.value_and_grad(objective.loss_fn, has_aux=True)
-    (_, aux), g = grad_fn(v, scene, target, weights, key, images=spec.images)
+    (_, aux), g = grad_fn(v, scene, target, weights, key, images=spec.images, extra_terms=spec.extra_terms)
     upd, s = tx.update(g, s, v)
     return optax.apply_updates(v, upd), s, aux
 
@@ -355,7 +360,8 @@ def initial_variables(scene: Scene, batch: int, schedule: Schedule, key, init: O
 def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, shared_identity: bool = False,
         init: Optional[params_lib.Variables] = None,
         progress: Optional[Callable[[int, int, dict], None]] = None, loop: Optional[str] = None,
-        mesh: Optional[jax.sharding.Mesh] = None, photo_keys: Optional[Sequence[int]] = None) -> FitResult:
+        mesh: Optional[jax.sharding.Mesh] = None, photo_keys: Optional[Sequence[int]] = None,
+        extra_terms: Optional[Dict[str, Callable]] = None) -> FitResult:
   """Fits B photos (``targets``: a :class:`~ganfit_jax.objective.Target` with a leading photo axis).
 
   Args:
@@ -375,8 +381,28 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     photo_keys: one integer per photo (e.g. a hash of its path): its random id-hat renders come from
       ``fold_in(key, photo_key)``, so a photo fits the same whatever batch it is in (dataset jobs);
       default: from its position in the batch.
+    extra_terms: {name: fn(face, variables, target) -> scalar}: terms of your own added to the objective
+      (:func:`ganfit_jax.objective.loss_fn`), weighted by each stage's ``extra_weights`` (0 where a stage
+      does not name them) and reported in the history under their names; part of the compiled programs'
+      keys (their code), so a changed function compiles anew. Example, a symmetry prior on the shape::
+
+        def symmetry(face, variables, target):
+          v = morphable.vertices(model, face.shape)
+          return jnp.mean(jnp.square(v[left] - v[right] * jnp.array([-1.0, 1.0, 1.0])))
+        stage = Stage("align", 100, weights, groups, extra_weights=(("symmetry", 0.1),))
+        fit(scene, targets, Schedule((stage,), lrs), key=key, extra_terms={"symmetry": symmetry})
   """
   t0 = time.perf_counter()
+  extra = tuple(sorted((extra_terms or {}).items()))
+  clash = sorted(set(n for n, _ in extra) & set(objective.TERMS))
+  if clash:
+    raise ValueError(f"extra_terms {clash} are built-in terms' names; name your terms otherwise")
+  if not all(callable(f) for _, f in extra):
+    raise ValueError("extra_terms must map names to functions fn(face, variables, target) -> scalar")
+  for st in schedule.stages:
+    missing = sorted(set(n for n, _ in st.extra_weights) - set(n for n, _ in extra))
+    if missing:
+      raise ValueError(f"stage {st.name!r} weighs extra term(s) {missing} that extra_terms does not define")
   b = int(targets.landmarks.shape[0])
   if photo_keys is not None and len(photo_keys) != b:
     raise ValueError(f"photo_keys has {len(photo_keys)} keys for {b} photos")
@@ -400,7 +426,8 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     weights = stage.loss_weights()
     spec = ChunkSpec(length=chunk_length(stage.steps, schedule.chunk), learning_rates=schedule.learning_rates,
                      groups=stage.groups, lr_scale=stage.lr_scale,
-                     images=weights.uses_images(), shared_identity=shared_identity, solver=stage.solver)
+                     images=weights.uses_images(), shared_identity=shared_identity, solver=stage.solver,
+                     extra_terms=extra)
     opt_state = init_opt_state(variables, spec=spec, mesh=mesh)
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")

@@ -37,7 +37,7 @@ position, N(0, 0.1) colour and ambient. Grey background.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -75,23 +75,31 @@ class LossWeights:
   reg_light: jax.Array
   light_chroma: jax.Array
   reg_texture: jax.Array
+  extra: Dict[str, jax.Array] = struct.field(default_factory=dict)  # weights of user terms (extra_terms)
 
   @classmethod
-  def create(cls, **weights) -> "LossWeights":
+  def create(cls, extra: Optional[Dict[str, float]] = None, **weights) -> "LossWeights":
     """Weights by name; terms not named are 0. A name that is not a term, or a negative or
-    non-finite value, is a ValueError."""
+    non-finite value, is a ValueError. ``extra``: weights of user-defined terms by name (the
+    ``extra_terms`` of :func:`loss_fn` / :func:`ganfit_jax.fitting.fit`; they must not reuse a term's name)."""
     unknown = sorted(set(weights) - set(TERMS))
     if unknown:
-      raise ValueError(f"unknown loss term(s) {unknown}; the terms are {list(TERMS)}")
-    for k, v in weights.items():
+      raise ValueError(f"unknown loss term(s) {unknown}; the terms are {list(TERMS)} (a term of your own: "
+                       "give it in extra_terms and its weight in the stage's extra_weights)")
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(TERMS))
+    if clash:
+      raise ValueError(f"extra term name(s) {clash} are built-in terms; name your terms otherwise")
+    for k, v in list(weights.items()) + list(extra.items()):
       v = float(v)
       if not np.isfinite(v) or v < 0:
         raise ValueError(f"loss weight {k}={v} must be a finite number >= 0")
     # device_put of host scalars: jnp.asarray would compile a conversion program per term
-    return cls(**{k: jax.device_put(np.float32(weights.get(k, 0.0))) for k in TERMS})
+    put = lambda v: jax.device_put(np.float32(v))  # noqa: E731
+    return cls(**{k: put(weights.get(k, 0.0)) for k in TERMS}, extra={k: put(v) for k, v in sorted(extra.items())})
 
   def as_dict(self) -> Dict[str, float]:
-    return {k: float(getattr(self, k)) for k in TERMS}
+    return dict({k: float(getattr(self, k)) for k in TERMS}, **{k: float(v) for k, v in self.extra.items()})
 
   def uses_images(self) -> bool:
     """Whether any image term has a non-zero weight (needs concrete weights)."""
@@ -318,8 +326,13 @@ def slide_jaw(jaw, candidates, camera, size: int):
 
 
 def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weights: LossWeights, key, *,
-            images: bool = True):
-  """(loss, aux) of one photo; aux holds every term and ``landmark_rmse_px`` (see the module docstring)."""
+            images: bool = True, extra_terms: Tuple[Tuple[str, Callable], ...] = ()):
+  """(loss, aux) of one photo; aux holds every term and ``landmark_rmse_px`` (see the module docstring).
+
+  ``extra_terms``: ((name, fn), ...) terms of your own, each ``fn(face, variables, target) -> scalar`` (a
+  traced function of the photo's :class:`~ganfit_jax.types.FaceParams`, the optimiser's Variables and the
+  :class:`Target`), weighted by ``weights.extra[name]`` (0 when absent) and reported in aux under its name.
+  """
   face = params_lib.to_face(variables, scene.model.expression_kind)
   s = scene.canvas_size
   lm2d = project_landmarks(scene, face)
@@ -360,6 +373,10 @@ def loss_fn(variables: params_lib.Variables, scene: Scene, target: Target, weigh
   else:
     terms.update({k: jnp.zeros((), jnp.float32) for k in IMAGE_TERMS})
   loss = sum(getattr(weights, k) * terms[k] for k in TERMS)
+  for name, fn in extra_terms:
+    terms[name] = jnp.asarray(fn(face, variables, target), jnp.float32).reshape(())
+    if name in weights.extra:
+      loss = loss + weights.extra[name] * terms[name]
   aux = dict(terms, loss=loss, landmark_rmse_px=jnp.sqrt(jnp.mean(d2)))
   return loss, aux
 

@@ -401,3 +401,33 @@ def test_newton_solver_converges_and_refuses_image_stages():
                                       np.full((2, 68, 2), 32.0, np.float32))
   with pytest.raises(ValueError, match="shared_identity"):
     fitting.fit(scene, targets, sched, key=jax.random.key(0), shared_identity=True)
+
+
+def test_extra_terms_join_the_objective_through_fit(tiny):
+  """A term of one's own (here: pull the shape coefficients towards 0.5) enters fit() by name, with its
+  weight in the stage: it moves the result, shows in the history, and bad names are refused."""
+  sc, tg = tiny
+  pull = lambda face, variables, target: jnp.mean(jnp.square(face.shape - 0.5))  # noqa: E731
+  base = dict(align=1.0, reg_shape=0.01)
+  lrs = tuple((g, 0.05) for g in ALL)
+
+  def run(extra_weights, terms):
+    stage = fitting.Stage("geo", 30, tuple(base.items()), ("shape", "camera"), extra_weights=extra_weights)
+    return fitting.fit(sc, tg, fitting.Schedule(stages=(stage,), learning_rates=lrs, chunk=10),
+                       key=jax.random.key(0), extra_terms=terms)
+
+  plain = run((), None)
+  pulled = run((("pull", 50.0),), {"pull": pull})
+  assert "pull" in pulled.history and "pull" not in plain.history
+  assert pulled.history["pull"][-1].mean() < 0.3 * pulled.history["pull"][0].mean()
+  assert np.abs(np.asarray(pulled.faces.shape) - 0.5).mean() < np.abs(np.asarray(plain.faces.shape) - 0.5).mean()
+  # the term's weight 0 (not named in the stage): computed and reported, but it does not pull
+  idle = run((), {"pull": pull})
+  np.testing.assert_allclose(np.asarray(idle.faces.shape), np.asarray(plain.faces.shape), atol=1e-5)
+  assert "pull" in idle.history
+  with pytest.raises(ValueError, match="does not define"):
+    run((("pull", 1.0),), None)
+  with pytest.raises(ValueError, match="built-in"):
+    run((), {"pixel": pull})
+  with pytest.raises(ValueError, match="built-in"):
+    objective.LossWeights.create(extra={"align": 1.0})
