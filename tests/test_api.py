@@ -1,0 +1,42 @@
+"""The public surface: ``ganfit_jax.NAME`` for the functions and types a researcher composes."""
+
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+
+import ganfit_jax
+from conftest import ROOT
+
+
+def test_public_names_resolve_to_the_modules_objects_with_docstrings():
+  from ganfit_jax import fitting, morphable, objective, render, scene
+  assert ganfit_jax.fit is fitting.fit and ganfit_jax.LossWeights is objective.LossWeights
+  assert ganfit_jax.load_model is morphable.load and ganfit_jax.load_scene is scene.load
+  assert ganfit_jax.render_model is render.pipeline.render_model
+  for name in ganfit_jax.__all__:
+    obj = getattr(ganfit_jax, name)
+    assert (obj.__doc__ or "").strip(), f"ganfit_jax.{name} has no docstring"
+  assert set(ganfit_jax.__all__) <= set(dir(ganfit_jax))
+  try:
+    ganfit_jax.no_such_name
+  except AttributeError as e:
+    assert "no_such_name" in str(e)
+  else:
+    raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_importing_the_package_loads_nothing_heavy():
+  code = "import sys, ganfit_jax; print(sorted(m for m in ('jax', 'cv2', 'flax') if m in sys.modules))"
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])
+
+
+def test_the_public_names_compose(ict_model):
+  """The package docstring's example, small: vertices, a camera, a light and a render through the top level."""
+  m = ict_model
+  v = ganfit_jax.vertices(m, jnp.zeros(m.num_identity))
+  out = ganfit_jax.render_model(m, jnp.zeros(m.num_identity), jnp.zeros(m.num_expression), jnp.ones((8, 8, 3)),
+                                ganfit_jax.orbit_camera(0.2), ganfit_jax.default_light(), height=32, width=32)
+  assert v.shape == (m.mean.shape[0], 3) and out.image.shape == (32, 32, 3) and bool(np.asarray(out.mask).any())
