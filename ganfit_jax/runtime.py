@@ -99,8 +99,26 @@ def configure(xla_flags: bool = True, compilation_cache: bool = True) -> dict:
     import jax.monitoring
     jax.monitoring.register_event_duration_secs_listener(_listen)
     _LISTENING.append(True)
+  _quiet_platform_probe()
   return dict(xla_flags=apply_xla_flags() if xla_flags else False,
               compilation_cache=enable_compilation_cache() if compilation_cache else None)
+
+
+def _quiet_platform_probe() -> None:
+  """JAX logs at INFO each accelerator platform it probes and does not find ("Unable to initialize backend
+  'tpu'"); absl's app.run shows INFO lines, so every tool printed it. Shown only with absl's --v=1."""
+  import logging
+  if not _verbose():
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
+
+def _verbose() -> bool:
+  """absl's verbosity is >= 1 (``--v=1``): the notices below are shown."""
+  try:
+    from absl import logging as absl_logging
+    return absl_logging.get_verbosity() >= 1
+  except ImportError:  # pragma: no cover - absl is a requirement
+    return False
 
 
 @contextlib.contextmanager
@@ -110,11 +128,7 @@ def native_notices_dropped(drop: Sequence[str]):
   lines that contain one of ``drop`` (known notices that tell a user nothing, e.g. TFLite's "Created
   TensorFlow Lite XNNPACK delegate"). With absl's ``--v=1`` (verbosity >= 1) nothing is dropped. The
   redirection is process-wide: keep the block to the one native call that prints."""
-  try:
-    from absl import logging as absl_logging
-    verbose = absl_logging.get_verbosity() >= 1
-  except ImportError:  # pragma: no cover - absl is a requirement
-    verbose = False
+  verbose = _verbose()
   sys.stderr.flush()
   with tempfile.TemporaryFile() as log:
     saved = os.dup(2)
