@@ -23,3 +23,32 @@ def test_custom_loss_term_example_makes_the_shape_symmetric(tmp_path):
   (tmp_path / "x.jpg").write_text("not an image")
   r = _run("custom_loss_term.py", f"--image={tmp_path / 'x.jpg'}")
   assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_score_mesh_against_scan_example(tmp_path):
+  r = _run("score_mesh_against_scan.py")
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = {line[:24].strip(): [float(x) for x in line[24:].split()] for line in r.stdout.splitlines()[1:]}
+  assert rows["the person"][0] < 0.4 < rows["the mean face"][0]  # the noise (0.3 mm) vs another face
+  assert "tpu" not in r.stderr, r.stderr[-2000:]
+  # files: the example's own made-up person written out and scored from disk gives the same figure
+  import numpy as np
+  sys.path.insert(0, os.path.join(ROOT, "examples"))
+  try:
+    import score_mesh_against_scan as ex
+  finally:
+    sys.path.pop(0)
+  scan, scan_lm, preds = ex.made_up_pair()
+  mesh, lm = preds["the person"]
+  import trimesh
+  trimesh.Trimesh(mesh.vertices, mesh.triangles, process=False).export(tmp_path / "pred.obj")
+  trimesh.PointCloud(scan.vertices).export(tmp_path / "scan.ply")
+  np.savetxt(tmp_path / "pred.txt", lm)
+  np.savetxt(tmp_path / "scan.txt", scan_lm)
+  r = _run("score_mesh_against_scan.py", f"--pred={tmp_path / 'pred.obj'}", f"--pred_landmarks={tmp_path / 'pred.txt'}",
+           f"--scan={tmp_path / 'scan.ply'}", f"--scan_landmarks={tmp_path / 'scan.txt'}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  got = [float(x) for x in r.stdout.splitlines()[1][24:].split()]
+  assert abs(got[0] - rows["the person"][0]) < 0.01, (got, rows)
+  r = _run("score_mesh_against_scan.py", f"--pred={tmp_path / 'pred.obj'}")
+  assert r.returncode == 2 and "give all four" in r.stderr and "Traceback" not in r.stderr
