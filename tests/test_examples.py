@@ -52,3 +52,11 @@ def test_score_mesh_against_scan_example(tmp_path):
   assert abs(got[0] - rows["the person"][0]) < 0.01, (got, rows)
   r = _run("score_mesh_against_scan.py", f"--pred={tmp_path / 'pred.obj'}")
   assert r.returncode == 2 and "give all four" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_render_layer_example_recovers_pose_and_expression():
+  r = _run("render_layer.py")
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in r.stdout.splitlines()[1:]}
+  assert rows["before"][0] > 10 and rows["before"][2] > 0.2, rows  # it starts elsewhere
+  assert rows["after"][0] < 1.0 and rows["after"][1] < 1.0 and rows["after"][2] < 0.05, rows
