@@ -60,3 +60,20 @@ def test_render_layer_example_recovers_pose_and_expression():
   rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in r.stdout.splitlines()[1:]}
   assert rows["before"][0] > 10 and rows["before"][2] > 0.2, rows  # it starts elsewhere
   assert rows["after"][0] < 1.0 and rows["after"][1] < 1.0 and rows["after"][2] < 0.05, rows
+
+
+def test_batch_fit_example_on_two_simulated_devices():
+  """Three photos over two (simulated) CPU devices: the batch is padded to four, split, and three results
+  come back, one line each."""
+  from ganfit_jax.data import lfw
+  root = lfw.root()
+  photos = [lfw.image_path(root, p, 1) for p in ("AJ_Cook", "Aaron_Peirsol", "Abdoulaye_Wade")]
+  env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"))
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "batch_fit.py"), "--photos=" + ",".join(photos)],
+                     cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  lines = r.stdout.splitlines()
+  assert lines[0].startswith("3 photos in one batch on 2 device(s)"), lines
+  rows = [line.split() for line in lines[2:]]
+  assert [x[0] for x in rows] == ["AJ_Cook_0001.jpg", "Aaron_Peirsol_0001.jpg", "Abdoulaye_Wade_0001.jpg"]
+  assert all(float(x[-1]) < 15.0 for x in rows), rows  # every face followed its landmarks
