@@ -77,3 +77,16 @@ def test_batch_fit_example_on_two_simulated_devices():
   rows = [line.split() for line in lines[2:]]
   assert [x[0] for x in rows] == ["AJ_Cook_0001.jpg", "Aaron_Peirsol_0001.jpg", "Abdoulaye_Wade_0001.jpg"]
   assert all(float(x[-1]) < 15.0 for x in rows), rows  # every face followed its landmarks
+
+
+def test_train_regressor_example_trains_saves_and_reloads(tmp_path):
+  out = tmp_path / "reg.npz"
+  r = _run("train_regressor_on_photos.py", "--steps=30", f"--out={out}")
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = {line.split()[0]: float(line.split()[-1]) for line in r.stdout.splitlines()[2:]}
+  assert rows["trained"] < 0.2 * rows["untrained"], rows  # it learnt
+  assert abs(rows["reloaded"] - rows["trained"]) < 0.02 * rows["trained"], rows  # float16 weights, same result
+  assert out.exists() and out.stat().st_size < 1_000_000
+  assert "checkpoint_manager" not in r.stderr and "tpu" not in r.stderr, r.stderr[-2000:]
+  r = _run("train_regressor_on_photos.py", f"--photos={tmp_path / 'none'}")
+  assert r.returncode == 2 and "not a folder" in r.stderr
