@@ -22,13 +22,6 @@ flags.DEFINE_string("preset", "tiny", "Fitting preset: tiny (seconds), fast (the
 FLAGS = flags.FLAGS
 
 
-def default_photos():
-  from ganfit_jax.data import lfw
-  root = lfw.root()
-  people = [n for n, _ in lfw.read_people(os.path.join(root, "peopleDevTrain.txt"))][:4]
-  return [lfw.image_path(root, p, 1) for p in people]
-
-
 def main(argv):
   del argv
   import jax
@@ -36,10 +29,11 @@ def main(argv):
   import ganfit_jax
   from ganfit_jax import face, runtime
   from ganfit_jax.configs.fit import get_config
+  from ganfit_jax.data import lfw
   from ganfit_jax.jobs.run import local_mesh
   runtime.configure()
   try:
-    photos = FLAGS.photos or default_photos()
+    photos = FLAGS.photos or lfw.first_photos(4)
     rec = ganfit_jax.Reconstructor(get_config(FLAGS.preset))
     prepared = [rec.prepare(p) for p in photos]
   except (face.FaceInputError, OSError, ValueError) as e:

@@ -24,13 +24,6 @@ FLAGS = flags.FLAGS
 TINY_NET = dict(widths=(8, 8, 8, 8), blocks=1, hidden=32, feature_width=4)
 
 
-def default_photos():
-  from ganfit_jax.data import lfw
-  root = lfw.root()
-  people = [n for n, _ in lfw.read_people(os.path.join(root, "peopleDevTrain.txt"))][:8]
-  return [lfw.image_path(root, p, 1) for p in people]
-
-
 def main(argv):
   del argv
   import jax
@@ -39,6 +32,7 @@ def main(argv):
   from absl import logging
 
   from ganfit_jax import face, regressor, runtime
+  from ganfit_jax.data import lfw
   runtime.configure()
   if logging.get_verbosity() < 1:  # orbax's checkpoint INFO lines: shown with --v=1
     logging.set_verbosity(logging.WARNING)
@@ -49,7 +43,7 @@ def main(argv):
     photos = sorted(os.path.join(FLAGS.photos, n) for n in os.listdir(FLAGS.photos)
                     if n.lower().endswith((".jpg", ".jpeg", ".png")))
   else:
-    photos = default_photos()
+    photos = lfw.first_photos(8)
   scene = ganfit_jax.load_scene("ict", texture="gan", identity="sface")
   try:
     landmarks = [face.prepare(p, scene.canvas_size).photo_landmarks for p in photos]

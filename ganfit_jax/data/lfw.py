@@ -31,6 +31,13 @@ def image_path(lfw_root: str, name: str, index: int) -> str:
   return os.path.join(lfw_root, "images_deepfunneled", name, f"{name}_{index:04d}.jpg")
 
 
+def first_photos(num: int, people_file: str = "peopleDevTrain.txt", lfw_root: Optional[str] = None) -> List[str]:
+  """The first photo of each of the first ``num`` people of an LFW people list (DevTrain by default: the
+  people the project may train and tune on), as paths."""
+  r = root(lfw_root)
+  return [image_path(r, name, 1) for name, _ in read_people(os.path.join(r, people_file))[:num]]
+
+
 def read_people(path: str) -> List[Tuple[str, int]]:
   """(name, number of photos) from ``peopleDevTrain.txt`` / ``peopleDevTest.txt`` (first line: count)."""
   with open(path) as f:
