@@ -4,7 +4,6 @@ project -> rasterize (no gradient) -> barycentrics -> interpolate UV / normal /
 position -> sample texture -> Phong -> composite.
 """
 
-from __future__ import annotations
 
 from typing import NamedTuple
 

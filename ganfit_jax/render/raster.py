@@ -22,7 +22,6 @@ Everything here runs under ``jax.lax.stop_gradient``; gradients flow through
 from the (differentiable) projected vertices of the triangle that won.
 """
 
-from __future__ import annotations
 
 import math
 from typing import NamedTuple, Tuple

@@ -7,7 +7,6 @@
 * :func:`complete` fills unseen texels from their mirror, then smoothly (inpainting).
 """
 
-from __future__ import annotations
 
 from typing import NamedTuple
 
