@@ -117,7 +117,8 @@ def truth_rows(c, truth: dict, ypr_fit: np.ndarray) -> dict:
   animated = truth["expression"].max(0) > 0
   r_fit = files.rotations(np.asarray(c.faces.camera), c.to_canvas)
   rel = np.einsum("fji,fjk->fik", r_fit, truth["rotation"])  # R_fit^T R_true
-  ang = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))[found]
+  angle = lambda r: np.degrees(np.arccos(np.clip((np.trace(r, axis1=1, axis2=2) - 1) / 2, -1, 1)))  # noqa: E731
+  ang = angle(rel)[found]
   ypr_true = np.degrees(files.yaw_pitch_roll(truth["rotation"]))
   half = (ypr_true[STEP_FRAME - 1, 0] + ypr_true[STEP_FRAME, 0]) / 2
   up = np.sign(ypr_true[STEP_FRAME, 0] - ypr_true[STEP_FRAME - 1, 0])
@@ -128,7 +129,7 @@ def truth_rows(c, truth: dict, ypr_fit: np.ndarray) -> dict:
   u, _, vt = np.linalg.svd(rel[found].sum(0))
   mean_rel = u @ np.diag([1, 1, np.sign(np.linalg.det(u @ vt))]) @ vt
   rel_c = np.einsum("ij,fjk->fik", mean_rel.T, rel[found])
-  ang_c = np.degrees(np.arccos(np.clip((np.trace(rel_c, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+  ang_c = angle(rel_c)
   return dict(expr_mae=float(e.mean()), expr_mae_animated=float(e[:, animated].mean()),
               rot_err=float(ang.mean()), rot_err_centred=float(ang_c.mean()), bias=bias, lag=lag)
 

@@ -66,6 +66,14 @@ def mapping(names: Sequence[str]) -> Optional[Dict[str, List[int]]]:
   return out if out else None
 
 
+def model_target_names(model) -> List[str]:
+  """A model's morph-target names for its GLB exports: :func:`target_names` of its expression names, or
+  ``expression_000``... for a model without names."""
+  if model.expression_names:
+    return target_names(model.expression_names)
+  return [f"expression_{i:03d}" for i in range(model.num_expression)]
+
+
 def target_names(names: Sequence[str]) -> List[str]:
   """Names of a model's shapes as glTF morph targets: ARKit's where one shape is one ARKit shape, the
   model's own where it is a half (``browInnerUp_L``: the fitted halves need not be equal)."""
@@ -109,4 +117,4 @@ def arkit52(names: Sequence[str], values, expression_kind: str, model_name: str 
                    "with no counterpart are 0. Mapping: ganfit_jax/outputs/arkit.py.")
 
 
-__all__ = ["ARKIT52", "arkit_name", "mapping", "target_names", "arkit52"]
+__all__ = ["ARKIT52", "arkit_name", "mapping", "target_names", "model_target_names", "arkit52"]

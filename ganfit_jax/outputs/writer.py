@@ -188,8 +188,7 @@ class Writer:
       meshes.write_mtl(os.path.join(tmp, "mesh.mtl"), "texture.png")
       meshes.write_obj(os.path.join(tmp, "mesh_neutral.obj"), o["neutral"], model, material="mesh.mtl")
       exported["obj"] = ["mesh.obj", "mesh.mtl", "mesh_neutral.obj"]
-    names = arkit.target_names(model.expression_names) if model.expression_names else [
-        f"expression_{i:03d}" for i in range(model.num_expression)]
+    names = arkit.model_target_names(model)
     if "glb" in ex:
       info = meshes.write_glb(os.path.join(tmp, "mesh.glb"), model, o["neutral"], texture_png,
                               expression=np.asarray(f.expression), target_names=names)

@@ -347,13 +347,10 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
   lm_px = np.full((n, 68, 2), np.nan, np.float32)
   for i in np.flatnonzero(found):
     lm_px[i] = face_lib.apply_affine(face_lib.invert_affine(to_canvas[i]), lm_canvas[i])
-  scale = np.array([1.0])  # landmarks were prepared in scaled-frame pixels: map back to video pixels
-  if max(info.width, info.height) > decode.MAX_SIDE:
-    scale = np.array([decode.MAX_SIDE / max(info.width, info.height)])
-    lm_px = lm_px / scale[0]
-    s = np.diag([scale[0], scale[0], 1.0])
-    to_canvas = np.einsum("fij,jk->fik", np.concatenate([to_canvas, np.tile([[[0, 0, 1]]], (n, 1, 1))], 1),
-                          s)[:, :2].astype(np.float32)
+  # the frames were fitted scaled (decode.fitting_scale): points and crops back to video pixels
+  scale = decode.fitting_scale(info.width, info.height)
+  lm_px = lm_px / scale
+  to_canvas = np.concatenate([to_canvas[:, :, :2] * scale, to_canvas[:, :, 2:]], 2).astype(np.float32)
   return Clip(found=found, index=index, time_s=time_s, landmarks_px=lm_px, detected_px=points,
               variables=stacked, faces=faces, to_canvas=to_canvas, keyframes=keys, identity=identity,
               identity_face=identity_face, info=info, detections=tracker.detections, seconds=seconds, resumed=resumed)

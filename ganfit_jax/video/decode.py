@@ -103,6 +103,11 @@ def probe(path: str) -> VideoInfo:
   return info
 
 
+def fitting_scale(width: int, height: int) -> float:
+  """The factor frames of this size are scaled by for fitting (1 up to :data:`MAX_SIDE` a side)."""
+  return min(1.0, MAX_SIDE / max(width, height))
+
+
 def frames(path: str, start: int = 0, stop: Optional[int] = None, step: int = 1,
            max_frames: Optional[int] = None) -> Iterator[Frame]:
   """Decoded frames ``start, start + step, ... < stop`` (at most ``max_frames``), one at a time. Frames before
@@ -124,9 +129,8 @@ def frames(path: str, start: int = 0, stop: Optional[int] = None, step: int = 1,
       if not ok or bgr is None:
         break
       rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-      scale = 1.0
-      if max(rgb.shape[:2]) > MAX_SIDE:
-        scale = MAX_SIDE / max(rgb.shape[:2])
+      scale = fitting_scale(rgb.shape[1], rgb.shape[0])
+      if scale != 1.0:
         rgb = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
       yield Frame(index=index, time_s=index / info.fps, image=rgb.astype(np.float32) / 255.0, scale=scale)
       yielded += 1
@@ -139,5 +143,5 @@ def frames(path: str, start: int = 0, stop: Optional[int] = None, step: int = 1,
                           "check --frames, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4")
 
 
-__all__ = ["MAX_SIDE", "MAX_SOURCE_SIDE", "VIDEO_EXTS", "VideoInputError", "VideoInfo", "Frame", "parse_range",
-           "probe", "frames"]
+__all__ = ["MAX_SIDE", "MAX_SOURCE_SIDE", "fitting_scale", "VIDEO_EXTS", "VideoInputError", "VideoInfo", "Frame",
+           "parse_range", "probe", "frames"]

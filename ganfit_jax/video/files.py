@@ -150,8 +150,7 @@ def write_animation(path: str, clip, model, texture_png: bytes, tables_: Dict[st
   from ganfit_jax.outputs import meshes
   f = clip.identity_face
   neutral = np.asarray(morphable.vertices(model, f.shape))
-  names = arkit_lib.target_names(model.expression_names) if model.expression_names else [
-      f"expression_{i:03d}" for i in range(model.num_expression)]
+  names = arkit_lib.model_target_names(model)
   found = np.asarray(tables_["found"], bool)
   t = np.asarray(tables_["time_s"], np.float64)
   t0 = float(t[0])
