@@ -330,7 +330,7 @@ def run_video(req: Request, cfg, out=None, err=None) -> None:
     c = clip_lib.fit_clip(rec, req.video, frames=req.frames, max_frames=req.max_frames, keyframes=req.keyframes,
                           batch=int(v.batch), steps=int(v.track_steps), smooth_frames=float(v.smooth_frames),
                           photometric_steps=int(v.photometric_steps), progress=progress, state=state,
-                          on_identity=lambda results: rec.write(results[0], identity_dir, others=results[1:]))
+                          on_identity=lambda results: rec.write(results[0], identity_dir))
   except decode.VideoInputError:
     shutil.rmtree(state_dir, ignore_errors=True)
     raise

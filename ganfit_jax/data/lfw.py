@@ -34,8 +34,10 @@ def image_path(lfw_root: str, name: str, index: int) -> str:
 def first_photos(num: int, people_file: str = "peopleDevTrain.txt", lfw_root: Optional[str] = None) -> List[str]:
   """The first photo of each of the first ``num`` people of an LFW people list (DevTrain by default: the
   people the project may train and tune on), as paths."""
+  if int(num) != num or num < 1:
+    raise ValueError(f"num must be a whole number >= 1, got {num}")
   r = root(lfw_root)
-  return [image_path(r, name, 1) for name, _ in read_people(os.path.join(r, people_file))[:num]]
+  return [image_path(r, name, 1) for name, _ in read_people(os.path.join(r, people_file))[:int(num)]]
 
 
 def read_people(path: str) -> List[Tuple[str, int]]:

@@ -250,9 +250,10 @@ def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: s
         raise
       out.append((it, _record(it, manifest.FAILED, failure=manifest.ERROR, reason=f"write: {e}")))
   if unit.person is not None and results:
-    try:  # the shared neutral identity (+ the first photo's pose; photo detail from all), beside the photos
-      rec.write(results[0], os.path.join(out_dir, os.path.dirname(items[0].out), "identity"), tmp_root=tmp_root,
-                others=results[1:])
+    try:  # the shared neutral identity (+ the first photo's pose and detail), beside the person's photos
+      # (photo detail fused from every photo, Writer.write(others=), left halos at the face's edge on LFW
+      # photos: WORKSPACE.md "Video", so identity/ keeps the first photo's)
+      rec.write(results[0], os.path.join(out_dir, os.path.dirname(items[0].out), "identity"), tmp_root=tmp_root)
     except OSError as e:
       if strict:
         raise

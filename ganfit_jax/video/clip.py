@@ -7,7 +7,7 @@ Data flow (:func:`fit_clip`; the video is decoded three times, holding one frame
 2. **Identity**: ``keyframes`` frames spread over the clip (in each of K equal parts of the tracked frames,
    the sharpest frontal one) are fitted together as ``--images`` does (shared shape and texture: the
    paper's Eq. 14) with the config's full schedule; the result is written as ``identity/`` (the most
-   neutral keyframe's pose, its texture's photo detail gathered from every keyframe, that one's first).
+   neutral keyframe's pose and photo detail).
 3. **Per frame**: camera and expression of every tracked frame, with the identity's shape, texture, focal
    length and light held fixed, by the landmark terms (68 + dense) in batches of ``batch`` frames
    (``fitting.fit``, vmapped over the batch); each batch starts from the previous batch's last frame.
@@ -251,7 +251,7 @@ def fit_clip(rec, path: str, *, frames: str = None, max_frames: Optional[int] = 
         kf[k] = _prepare(rec, fr.image, fr.scale, points[k], crop[k])
     sources = [f"{path}#frame={index[k]}" for k in keys]
     identity = rec.fit([kf[k] for k in keys], sources, shared_identity=len(keys) > 1)
-    # the most neutral keyframe first: identity/ shows it, and its photo gives the texture most of its detail
+    # the most neutral keyframe first: identity/ shows it, and its photo gives the texture its detail
     identity = [identity[i] for i in np.argsort([float(np.abs(np.asarray(r.face.expression)).sum())
                                                  for r in identity], kind="stable")]
     identity_face = jax.tree_util.tree_map(np.asarray, identity[0].face)
