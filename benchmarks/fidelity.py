@@ -3,6 +3,7 @@ render-vs-photo verification, skin colour, and coefficient sanity on LFW.
 
   python benchmarks/fidelity.py --section=identity --pairs=100            # DevTest: the final report
   python benchmarks/fidelity.py --section=consistency --people=10        # DevTrain: may be tuned on
+  python benchmarks/fidelity.py --section=identity --split=DevTrain --pairs=30  # the same on DevTrain (tuning)
   python benchmarks/fidelity.py --section=identity --config.texture_detail=false --config.jaw_weight=1
 
 Shape against 3D ground truth is ``benchmarks/shape.py`` (synthetic BFM faces).
@@ -24,8 +25,9 @@ fitting network) compares
     pairs (B = the next pair's photo B, another person): 10-fold verification accuracy, accuracy at dlib's
     own threshold (distance 0.6), ROC AUC; photo A vs photo B gives the judge's own ceiling.
 Also: skin colour error (CIE76 delta E between the mean skin colour of photo A and of the render over the
-landmark skin mask, ``evaluation.texture``), the fitted expression's largest activation and the share of
-shape coefficients beyond 3 sigma.
+landmark skin mask, ``evaluation.texture``), the fitted expression's largest activation, the shape
+coefficients' rms and share beyond 3 sigma, and the fitted expression's ARKit weights against MediaPipe's
+blendshape scores of photo A (``face.blendshapes``: an independent model reading the same photo).
 """
 
 import json
@@ -42,6 +44,8 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", os.path.join(ROOT, "configs", "fit.py"), "Fitting preset and overrides.")
 flags.DEFINE_enum("section", "identity", ["identity", "consistency"], "What to measure.")
 flags.DEFINE_integer("pairs", 100, "identity: same-person DevTest pairs (as many different-person pairs).")
+flags.DEFINE_enum("split", "DevTest", ["DevTest", "DevTrain"], "identity: the LFW pairs file (pairsSPLIT.txt); "
+                  "DevTest for reports (never tuned on), DevTrain for tuning.")
 flags.DEFINE_integer("people", 10, "consistency: DevTrain people (4 photos each).")
 flags.DEFINE_integer("batch", 4, "Photos fitted together.")
 flags.DEFINE_string("faces_cache", "work/lfw_faces.jsonl", "Landmark cache (tools/detect_lfw.py).")
@@ -126,6 +130,25 @@ def consistency(rec, root, faces_cache):
               people=sorted(set(who)))
 
 
+def _expression_agreement(model, expression, photo_dense) -> dict:
+  """The fit's ARKit weights (``arkit52.json``'s) against MediaPipe's blendshape scores of the same photo: mean
+  absolute difference and correlation over the 51 names both have; {} without dense points or ARKit names."""
+  from ganfit_jax.face import blendshapes
+  from ganfit_jax.outputs import arkit
+  if photo_dense is None:
+    return {}
+  ours = arkit.arkit52(model.expression_names, np.asarray(expression), model.expression_kind)
+  if not ours["arkit_semantics"]:
+    return {}
+  theirs = blendshapes.scores(photo_dense)
+  a = np.array([ours["weights"][n] for n in theirs])
+  b = np.array([theirs[n] for n in theirs])
+  corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+  smile = lambda w: (w["mouthSmileLeft"] + w["mouthSmileRight"]) / 2  # noqa: E731
+  return dict(arkit_mae=float(np.abs(a - b).mean()), arkit_corr=corr, smile_fit=smile(ours["weights"]),
+              smile_mediapipe=smile(theirs))
+
+
 def identity(rec, root, faces_cache):
   import jax
   import jax.numpy as jnp
@@ -138,7 +161,7 @@ def identity(rec, root, faces_cache):
   from ganfit_jax.objective import project_landmarks
   from ganfit_jax.outputs.render import output_texture, render_outputs
   id_eval.check_judge("dlib", rec.scene.identity.name)
-  pairs = [p for p in lfw.read_pairs(os.path.join(root, "pairsDevTest.txt")) if p[4]]
+  pairs = [p for p in lfw.read_pairs(os.path.join(root, f"pairs{FLAGS.split}.txt")) if p[4]]
   # as many different people as possible: each person's first pair, then their second, ...
   rank, seen = [], {}
   for p in pairs:
@@ -176,6 +199,8 @@ def identity(rec, root, faces_cache):
                landmark_rmse_px=r.final["landmark_rmse_px"],
                landmark_nme=lm_eval.nme(np.asarray(project_landmarks(rec.scene, r.face)), lm_c))
     row["start_landmark_nme"] = lm_eval.nme(np.asarray(project_landmarks(rec.scene, start)), lm_c)
+    row["shape_rms"] = float(np.sqrt(np.mean(np.square(np.asarray(r.face.shape)))))
+    row.update(_expression_agreement(rec.model, r.face.expression, r.prepared.photo_dense))
     pics = [canvas]
     for kind, f, tex in (("detail", r.face, textures["detail"]), ("model", r.face, textures["model"]),
                          ("start", start, output_texture(sc, start))):
@@ -204,7 +229,7 @@ def identity(rec, root, faces_cache):
     other.append(j)
   kinds = [k for k in ("detail", "model", "start") if f"{k}_embedding" in rows[0]]
   dist = lambda x, y: float(np.linalg.norm(x - y))  # noqa: E731
-  print(f"\n## Identity of the render, judged by dlib, on {n} LFW DevTest photos (preset {rec.cfg.preset}, "
+  print(f"\n## Identity of the render, judged by dlib, on {n} LFW {FLAGS.split} photos (preset {rec.cfg.preset}, "
         f"texture model {rec.scene.texture.kind})\n")
   print("| reconstruction | cosine photo vs render alone | verification render A vs photo B, 10-fold | at dlib's "
         "threshold 0.6 | ROC AUC | skin delta E (CIE76) |")
@@ -228,7 +253,17 @@ def identity(rec, root, faces_cache):
         f"shape coefficients beyond 3 sigma {100 * np.mean([r['shape_beyond_3sigma'] for r in rows]):.2f}%; "
         f"landmark RMSE {np.mean([r['landmark_rmse_px'] for r in rows]):.2f} px, NME (outer eye) "
         f"{np.mean([r['landmark_nme'] for r in rows]):.4f} "
-        f"(start {np.mean([r['start_landmark_nme'] for r in rows]):.4f})")
+        f"(start {np.mean([r['start_landmark_nme'] for r in rows]):.4f}); shape coefficients rms mean "
+        f"{np.mean([r['shape_rms'] for r in rows]):.3f} sigma (median "
+        f"{np.median([r['shape_rms'] for r in rows]):.3f})")
+  agree = [r for r in rows if "arkit_mae" in r]
+  if agree:
+    print(f"Expression against MediaPipe's blendshape scores (face.blendshapes; {len(agree)} photos with dense "
+          f"points, 51 ARKit names): mean absolute difference {np.mean([r['arkit_mae'] for r in agree]):.3f}, "
+          f"per-photo correlation {np.nanmean([r['arkit_corr'] for r in agree]):.3f}; smile (mean of left and "
+          f"right) fit {np.mean([r['smile_fit'] for r in agree]):.3f} vs MediaPipe "
+          f"{np.mean([r['smile_mediapipe'] for r in agree]):.3f} (correlation across photos "
+          f"{np.corrcoef([r['smile_fit'] for r in agree], [r['smile_mediapipe'] for r in agree])[0, 1]:.3f})")
   if FLAGS.pictures:
     from ganfit_jax.outputs import images
     images.write_png(FLAGS.pictures, np.concatenate([np.concatenate(strips[i:i + 2], 1)

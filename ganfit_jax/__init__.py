@@ -57,6 +57,12 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
+  if name == "__version__":  # the one place is pyproject.toml; the installed metadata carries it
+    from importlib import metadata
+    try:
+      return metadata.version("ganfit_jax")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed (pip install -e .)
+      return "unknown"
   if name not in _PUBLIC:
     raise AttributeError(f"module 'ganfit_jax' has no attribute {name!r}")
   module, attr = _PUBLIC[name]

@@ -40,3 +40,11 @@ def test_the_public_names_compose(ict_model):
   out = ganfit_jax.render_model(m, jnp.zeros(m.num_identity), jnp.zeros(m.num_expression), jnp.ones((8, 8, 3)),
                                 ganfit_jax.orbit_camera(0.2), ganfit_jax.default_light(), height=32, width=32)
   assert v.shape == (m.mean.shape[0], 3) and out.image.shape == (32, 32, 3) and bool(np.asarray(out.mask).any())
+
+
+def test_version_comes_from_pyproject():
+  """``ganfit_jax.__version__`` is the installed metadata's, which pyproject.toml (the one place) sets."""
+  import tomllib
+  with open(f"{ROOT}/pyproject.toml", "rb") as fh:
+    version = tomllib.load(fh)["project"]["version"]
+  assert ganfit_jax.__version__ == version

@@ -265,6 +265,27 @@ def test_dense_points_follow_the_face(astronaut_rgb):
     facemesh.region(np.zeros((5, 2)), np.zeros(2), np.ones(2))
 
 
+def test_blendshape_scores_read_the_points(astronaut_rgb):
+  """MediaPipe's blendshape network (face.blendshapes) on the astronaut's dense points: 51 ARKit names in [0, 1],
+  her smile read as a smile; the same points shifted and scaled give the same scores; the points below the
+  lips moved down (an opened jaw) raise jawOpen; wrong input is refused."""
+  from ganfit_jax.face import blendshapes, facemesh
+  img = astronaut_rgb.astype(np.float32) / 255
+  lm = face.select_face(face.detect_faces(img)).landmarks
+  pts = facemesh.detect(img, lm).points
+  s = blendshapes.scores(pts)
+  assert len(s) == 51 and "tongueOut" not in s and all(0.0 <= v <= 1.0 for v in s.values())
+  assert s["mouthSmileLeft"] > 0.5 and s["mouthSmileRight"] > 0.5 and s["jawOpen"] < 0.2, s
+  moved = blendshapes.scores(pts * 1.7 + np.array([40.0, -13.0]))
+  assert max(abs(s[k] - moved[k]) for k in s) < 1e-3
+  opened = pts.copy()
+  below = opened[:, 1] > pts[[13, 14]].mean(0)[1]  # MediaPipe's inner-lip midpoints
+  opened[below, 1] += 0.35 * np.linalg.norm(lm[36] - lm[45])
+  assert blendshapes.scores(opened)["jawOpen"] > s["jawOpen"] + 0.4
+  with pytest.raises(ValueError, match="478"):
+    blendshapes.scores(pts[:468])
+
+
 def test_native_libraries_notices_are_dropped_unless_verbose():
   """The detector (OpenCV's DNN) and the dense landmarks (the TFLite runtime) print notices from native code
   on their first use: a normal run drops them; absl's --v=1 shows them. Each case is its own process (the

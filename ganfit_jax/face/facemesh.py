@@ -51,25 +51,28 @@ _PER_THREAD = threading.local()
 
 
 @functools.lru_cache(maxsize=None)
-def _model_bytes() -> bytes:
+def _model_bytes(member: str) -> bytes:
   with zipfile.ZipFile(assets.path("facemesh")) as z:
-    return z.read(MEMBER)
+    return z.read(member)
 
 
-def _interpreter():
-  """This thread's TFLite interpreter (interpreters are not safe to share between threads)."""
-  if not hasattr(_PER_THREAD, "interpreter"):
+def interpreter(member: str = MEMBER):
+  """This thread's TFLite interpreter of one network of the ``facemesh`` asset (``face_landmarker_v2.task``:
+  ``face_landmarks_detector.tflite``, ``face_blendshapes.tflite``); interpreters are not safe to share
+  between threads."""
+  cache = _PER_THREAD.__dict__.setdefault("interpreters", {})
+  if member not in cache:
     try:
       from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:  # pragma: no cover - requirements.txt installs it
-      raise assets.AssetError("dense landmarks need the TFLite runtime: pip install -r requirements.txt "
+      raise assets.AssetError("MediaPipe's networks need the TFLite runtime: pip install -r requirements.txt "
                               "(ai-edge-litert)") from e
     from ganfit_jax.runtime import native_notices_dropped
     with native_notices_dropped(["Created TensorFlow Lite XNNPACK delegate"]):
-      it = Interpreter(model_content=_model_bytes(), num_threads=1)
+      it = Interpreter(model_content=_model_bytes(member), num_threads=1)
       it.allocate_tensors()
-    _PER_THREAD.interpreter = it
-  return _PER_THREAD.interpreter
+    cache[member] = it
+  return cache[member]
 
 
 def region(points: np.ndarray, left_eye: np.ndarray, right_eye: np.ndarray, scale: float = ROI_SCALE):
@@ -99,7 +102,7 @@ def _run(image_u8: np.ndarray, m: np.ndarray):
   from ganfit_jax.face.align import index_map
   crop = cv2.warpAffine(image_u8, index_map(m), (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE)
-  it = _interpreter()
+  it = interpreter()
   inp = it.get_input_details()[0]
   it.set_tensor(inp["index"], (crop.astype(np.float32) / 255.0)[None])
   it.invoke()
@@ -146,4 +149,4 @@ def detect(image: np.ndarray, landmarks68: np.ndarray, passes: int = 2) -> Dense
   return DenseLandmarks(points=xy.astype(np.float32), z=z.astype(np.float32), score=score)
 
 
-__all__ = ["NUM_POINTS", "INPUT_SIZE", "ROI_SCALE", "EYE_CORNERS", "DenseLandmarks", "region", "detect"]
+__all__ = ["NUM_POINTS", "INPUT_SIZE", "ROI_SCALE", "EYE_CORNERS", "DenseLandmarks", "region", "detect", "interpreter"]
