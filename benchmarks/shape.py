@@ -95,6 +95,26 @@ def oracle(prepared, f, model, size, dense):
   return p
 
 
+def arkit_errors(model, fitted, truth, photo_dense) -> dict:
+  """Mean absolute error over the 51 ARKit names MediaPipe's blendshape network predicts (ARKit weights of the
+  true and fitted expressions, ``outputs.arkit``): of the fit, and of MediaPipe's scores of the photo
+  (``face.blendshapes``: an independent reading of the same photo). {} without dense points or ARKit names."""
+  from ganfit_jax.face import blendshapes
+  from ganfit_jax.outputs import arkit
+  if photo_dense is None:
+    return {}
+  t = arkit.arkit52(model.expression_names, truth, model.expression_kind)
+  if not t["arkit_semantics"]:
+    return {}
+  fit = arkit.arkit52(model.expression_names, fitted, model.expression_kind)["weights"]
+  mp = blendshapes.scores(photo_dense)
+  names = list(mp)
+  tw = np.array([t["weights"][n] for n in names])
+  return dict(arkit_mae_fit=float(np.mean(np.abs(np.array([fit[n] for n in names]) - tw))),
+              arkit_mae_zero=float(np.mean(np.abs(tw))),
+              arkit_mae_mediapipe=float(np.mean(np.abs(np.array([mp[n] for n in names]) - tw))))
+
+
 def measure(pred_vertices, pred_triangles, pred_lm, face, protocols):
   from ganfit_jax.evaluation import shape
   pred = shape.Mesh.of(pred_vertices, pred_triangles)
@@ -194,6 +214,7 @@ def main(argv):
         row["expression_mae"] = float(np.mean(np.abs(e - f.expression)))
         active = f.expression > 0.1
         row["expression_mae_active"] = float(np.mean(np.abs(e - f.expression)[active])) if active.any() else 0.0
+        row.update(arkit_errors(model, e, f.expression, p.photo_dense))
       per_face.append(row)
       print(f"  face {i}: " + "; ".join(f"{n} " + ", ".join(f"{q} {v:.2f}" for q, v in row[n].items())
                                          for n in rows) + f"; shape rms {row['shape_rms']:.2f}; max expression "
@@ -217,6 +238,12 @@ def main(argv):
     if "expression_mae" in per_face[0]:
       print(f"expression activation error (mean absolute): all components {stat('expression_mae'):.4f}, the "
             f"components active in the truth (> 0.1) {stat('expression_mae_active'):.4f}")
+    mp = [r for r in per_face if "arkit_mae_mediapipe" in r]
+    if mp:
+      print(f"ARKit weights (51 names) against the truth's, mean absolute: fit "
+            f"{np.mean([r['arkit_mae_fit'] for r in mp]):.4f}, MediaPipe's blendshape scores of the photo "
+            f"{np.mean([r['arkit_mae_mediapipe'] for r in mp]):.4f}, all zero "
+            f"{np.mean([r['arkit_mae_zero'] for r in mp]):.4f} ({len(mp)} faces with dense points)")
     print(f"landmark NME against the true projected points: fit {100 * stat('landmark_nme_truth'):.2f}%, "
           f"detector {100 * stat('detector_nme_truth'):.2f}%")
   print(f"({time.time() - t0:.0f} s)")
