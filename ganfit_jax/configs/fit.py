@@ -3,7 +3,7 @@
   python tools/fit.py --image=examples/astronaut.jpg --out=out/astronaut
   python tools/fit.py --image=x.jpg --out=o --config=configs/fit.py:paper --config.stages.full.weights.content=20
 
-fast:  CPU-friendly: 100 landmark steps, 60 full steps, one texture initialisation; mode auto: the shipped
+fast:  CPU-friendly: 100 landmark steps, 120 full steps, one texture initialisation; mode auto: the shipped
        regressor's prediction starts a fit of a third of those steps (GANFit++).
 paper: the paper's schedule shape: Adam 0.01 on the texture, 300 + 1000 steps, 4 random texture
        initialisations run in parallel (vmap), the best final loss wins.
@@ -26,8 +26,10 @@ PAPER_WEIGHTS = dict(identity=2.0, identity_hat=2.0, content=50.0, pixel=1.0, la
 PRIORS = dict(reg_shape=25.0, reg_expression=0.01, sparse_expression=20.0)
 # In the full stage the identity and content terms carry shape (the paper's Table 1): a lighter shape prior
 # there lets them move it (same-model synthetic faces: WORKSPACE.md, "Geometry"); the landmark stage keeps
-# PRIORS (the 68 detected points alone bend the shape away from the person).
-FULL_PRIORS = dict(PRIORS, reg_shape=1.0)
+# PRIORS (the 68 detected points alone bend the shape away from the person). A lighter expression prior there
+# keeps the image terms from flattening the expression over the full stage's 120 steps (WORKSPACE.md, "Every
+# issue-30 measure on one VM").
+FULL_PRIORS = dict(PRIORS, reg_shape=1.0, sparse_expression=5.0)
 
 
 def get_config(preset: str = "fast"):
@@ -96,7 +98,7 @@ def get_config(preset: str = "fast"):
       steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"), solver="adam",
       weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, dense=1.0, **PRIORS))))
   c.stages.full = ml_collections.ConfigDict(dict(
-      steps=60, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"), solver="adam",
+      steps=120, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"), solver="adam",
       weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, dense=0.1, light_chroma=20.0, **FULL_PRIORS))))
   if preset == "paper":
     c.mode = "fit"                 # the paper's GANFit schedule from the mean face
