@@ -134,19 +134,15 @@ def _expression_agreement(model, expression, photo_dense) -> dict:
   """The fit's ARKit weights (``arkit52.json``'s) against MediaPipe's blendshape scores of the same photo: mean
   absolute difference and correlation over the 51 names both have; {} without dense points or ARKit names."""
   from ganfit_jax.face import blendshapes
-  from ganfit_jax.outputs import arkit
-  if photo_dense is None:
-    return {}
-  ours = arkit.arkit52(model.expression_names, np.asarray(expression), model.expression_kind)
-  if not ours["arkit_semantics"]:
+  a = blendshapes.model_weights(model, expression)
+  if photo_dense is None or a is None:
     return {}
   theirs = blendshapes.scores(photo_dense)
-  a = np.array([ours["weights"][n] for n in theirs])
-  b = np.array([theirs[n] for n in theirs])
+  b = np.array(list(theirs.values()))
   corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-  smile = lambda w: (w["mouthSmileLeft"] + w["mouthSmileRight"]) / 2  # noqa: E731
-  return dict(arkit_mae=float(np.abs(a - b).mean()), arkit_corr=corr, smile_fit=smile(ours["weights"]),
-              smile_mediapipe=smile(theirs))
+  smile = [blendshapes.NAMES.index(n) - 1 for n in ("mouthSmileLeft", "mouthSmileRight")]
+  return dict(arkit_mae=float(np.abs(a - b).mean()), arkit_corr=corr, smile_fit=float(a[smile].mean()),
+              smile_mediapipe=float(b[smile].mean()))
 
 
 def identity(rec, root, faces_cache):

@@ -103,19 +103,12 @@ def arkit_errors(model, fitted, truth, photo_dense) -> dict:
   true and fitted expressions, ``outputs.arkit``): of the fit, and of MediaPipe's scores of the photo
   (``face.blendshapes``: an independent reading of the same photo). {} without dense points or ARKit names."""
   from ganfit_jax.face import blendshapes
-  from ganfit_jax.outputs import arkit
-  if photo_dense is None:
+  tw = blendshapes.model_weights(model, truth)
+  if photo_dense is None or tw is None:
     return {}
-  t = arkit.arkit52(model.expression_names, truth, model.expression_kind)
-  if not t["arkit_semantics"]:
-    return {}
-  fit = arkit.arkit52(model.expression_names, fitted, model.expression_kind)["weights"]
-  mp = blendshapes.scores(photo_dense)
-  names = list(mp)
-  tw = np.array([t["weights"][n] for n in names])
-  return dict(arkit_mae_fit=float(np.mean(np.abs(np.array([fit[n] for n in names]) - tw))),
-              arkit_mae_zero=float(np.mean(np.abs(tw))),
-              arkit_mae_mediapipe=float(np.mean(np.abs(np.array([mp[n] for n in names]) - tw))))
+  mp = np.array(list(blendshapes.scores(photo_dense).values()))
+  return dict(arkit_mae_fit=float(np.mean(np.abs(blendshapes.model_weights(model, fitted) - tw))),
+              arkit_mae_zero=float(np.mean(np.abs(tw))), arkit_mae_mediapipe=float(np.mean(np.abs(mp - tw))))
 
 
 def truth_scan(face, src):

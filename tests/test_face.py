@@ -310,3 +310,18 @@ def test_native_notices_filter_keeps_other_lines(capfd):
     os.write(2, b"some noise here\nan actual warning\n")
   err = capfd.readouterr().err
   assert "an actual warning" in err and "noise" not in err
+
+
+def test_blendshape_model_weights_follow_the_network_names():
+  """face.blendshapes.model_weights: a fitted ICT expression's ARKit weights in the order of scores' names
+  (one shape on shows under its ARKit name); a model without ARKit semantics gives None."""
+  import dataclasses
+  from ganfit_jax import morphable
+  from ganfit_jax.face import blendshapes
+  model = morphable.load("ict")
+  e = np.zeros(model.num_expression, np.float32)
+  e[list(model.expression_names).index("mouthSmile_L")] = 0.8
+  w = blendshapes.model_weights(model, e)
+  assert w.shape == (51,) and w[blendshapes.NAMES.index("mouthSmileLeft") - 1] == pytest.approx(0.8)
+  assert np.count_nonzero(w) == 1
+  assert blendshapes.model_weights(dataclasses.replace(model, expression_names=()), e) is None

@@ -18,7 +18,7 @@ on renders of the ICT face with one sided shape on: WORKSPACE.md).
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -64,4 +64,19 @@ def scores(points) -> Dict[str, float]:
   return {n: float(v) for n, v in zip(NAMES[1:], out[1:])}
 
 
-__all__ = ["MEMBER", "SUBSET", "NAMES", "scores"]
+def model_weights(model, expression) -> Optional[np.ndarray]:
+  """(51,) a model expression's ARKit weights (``outputs.arkit``, as ``arkit52.json``) on the network's names
+  (``NAMES[1:]``, the order of :func:`scores`), to compare with its scores; None for a model without ARKit
+  semantics (PCA expressions or unmapped names).
+
+  Args:
+    model: a ``MorphableModel``; expression: (E,) its expression (activations for blendshape models).
+  """
+  from ganfit_jax.outputs import arkit
+  w = arkit.arkit52(model.expression_names, np.asarray(expression), model.expression_kind)
+  if not w["arkit_semantics"]:
+    return None
+  return np.array([w["weights"][n] for n in NAMES[1:]])
+
+
+__all__ = ["MEMBER", "SUBSET", "NAMES", "scores", "model_weights"]
