@@ -53,6 +53,10 @@ class Stage:
       without image terms (the landmark stage: a few hundred parameters, a loss of point projections);
       ``steps`` then counts Newton iterations.
     extra_weights: ((name, weight), ...) of terms of your own (:func:`fit`'s ``extra_terms``).
+    direction_groups: groups whose Adam step keeps the gradient's direction within the group
+      (:func:`scale_by_adam_direction`: one second-moment estimate for the group's whole vector of a photo
+      instead of one per coefficient), so coefficients the loss barely sees move less than those it sees
+      well, instead of as much.
   """
 
   name: str
@@ -62,11 +66,12 @@ class Stage:
   lr_scale: float = 1.0
   solver: str = "adam"
   extra_weights: Tuple[Tuple[str, float], ...] = ()
+  direction_groups: Tuple[str, ...] = ()
 
   def __post_init__(self):
     if int(self.steps) != self.steps or self.steps < 0:
       raise ValueError(f"stage {self.name!r}: steps must be an integer >= 0, got {self.steps}")
-    bad = [g for g in self.groups if g not in params_lib.GROUPS]
+    bad = [g for g in self.groups + tuple(self.direction_groups) if g not in params_lib.GROUPS]
     if bad:
       raise ValueError(f"stage {self.name!r}: unknown parameter group(s) {bad}; groups are {params_lib.GROUPS}")
     if not np.isfinite(self.lr_scale) or self.lr_scale <= 0:
@@ -135,18 +140,45 @@ def schedule_from_config(cfg, zero_first_init: bool = False) -> Schedule:
   for name in cfg.stage_order:
     st = cfg.stages[name]
     stages.append(Stage(name=name, steps=int(st.steps), weights=tuple(sorted(dict(st.weights).items())),
-                        groups=tuple(st.groups), lr_scale=float(st.lr_scale), solver=str(st.solver)))
+                        groups=tuple(st.groups), lr_scale=float(st.lr_scale), solver=str(st.solver),
+                        direction_groups=tuple(st.get("direction_groups", ()))))
   return Schedule(stages=tuple(stages), learning_rates=tuple(sorted(dict(cfg.lr).items())),
                   chunk=int(cfg.chunk), num_inits=int(cfg.num_inits), init_latent_std=float(cfg.init_latent_std),
                   zero_first_init=zero_first_init)
 
 
+def scale_by_adam_direction(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+  """Adam's moments with ONE second moment per leaf: the mean of the squared gradient over the leaf (one
+  photo's whole group under ``vmap``). The step is the bias-corrected first moment over that scalar's root,
+  so it points along the (averaged) gradient; Adam's per-coefficient scaling would move a coefficient with a
+  tiny but steady gradient as far as one with a large gradient. (optax's ``scale_by_adam`` has no option for
+  a shared second moment.)"""
+  def init(params):
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    scalars = jax.tree_util.tree_map(lambda x: jnp.zeros((), x.dtype), params)
+    return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=scalars)
+
+  def update(updates, state, params=None):
+    del params
+    count = optax.safe_int32_increment(state.count)
+    mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+    nu = jax.tree_util.tree_map(lambda n, g: b2 * n + (1 - b2) * jnp.mean(jnp.square(g)), state.nu, updates)
+    c1, c2 = 1 - b1 ** count.astype(jnp.float32), 1 - b2 ** count.astype(jnp.float32)
+    out = jax.tree_util.tree_map(lambda m, n: (m / c1) / (jnp.sqrt(n / c2) + eps), mu, nu)
+    return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(learning_rates: Tuple[Tuple[str, float], ...], groups: Sequence[str],
-                   lr_scale: float = 1.0) -> optax.GradientTransformation:
-  """Adam per group at ``lr * lr_scale`` for the active groups, no update for the others;
-  NaN gradients are zeroed first (``optax.zero_nans``)."""
-  txs = {g: optax.adam(lr * lr_scale) if (g in groups and lr > 0) else optax.set_to_zero()
-         for g, lr in learning_rates}
+                   lr_scale: float = 1.0, direction_groups: Sequence[str] = ()) -> optax.GradientTransformation:
+  """Adam per group at ``lr * lr_scale`` for the active groups (:func:`scale_by_adam_direction` for those in
+  ``direction_groups``), no update for the others; NaN gradients are zeroed first (``optax.zero_nans``)."""
+  def adam(g, lr):
+    if g in direction_groups:
+      return optax.chain(scale_by_adam_direction(), optax.scale(-lr * lr_scale))
+    return optax.adam(lr * lr_scale)
+  txs = {g: adam(g, lr) if (g in groups and lr > 0) else optax.set_to_zero() for g, lr in learning_rates}
   return optax.chain(optax.zero_nans(), optax.multi_transform(txs, params_lib.labels()))
 
 
@@ -160,12 +192,13 @@ class ChunkSpec:
   images: bool
   shared_identity: bool
   solver: str = "adam"
+  direction_groups: Tuple[str, ...] = ()
   # ((name, fn), ...) user terms; out of repr (the disk cache's key has the functions' code through the
   # fingerprint of the program that holds this spec, not their addresses)
   extra_terms: Tuple[Tuple[str, Callable], ...] = dataclasses.field(default=(), repr=False)
 
   def optimizer(self) -> optax.GradientTransformation:
-    return make_optimizer(self.learning_rates, self.groups, self.lr_scale)
+    return make_optimizer(self.learning_rates, self.groups, self.lr_scale, self.direction_groups)
 
 
 SOLVERS = ("adam", "newton")
@@ -427,7 +460,7 @@ def fit(scene: Scene, targets: objective.Target, schedule: Schedule, *, key, sha
     spec = ChunkSpec(length=chunk_length(stage.steps, schedule.chunk), learning_rates=schedule.learning_rates,
                      groups=stage.groups, lr_scale=stage.lr_scale,
                      images=weights.uses_images(), shared_identity=shared_identity, solver=stage.solver,
-                     extra_terms=extra)
+                     direction_groups=stage.direction_groups, extra_terms=extra)
     opt_state = init_opt_state(variables, spec=spec, mesh=mesh)
     for start in range(0, stage.steps, spec.length):
       stage_loop = loop or (default_loop() if spec.images else "scan")

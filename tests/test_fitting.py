@@ -81,6 +81,23 @@ def test_optimizer_moves_active_groups_and_zeroes_nans():
   assert np.all(np.asarray(upd.camera) == 0)  # inactive group: fixed
 
 
+def test_direction_groups_keep_the_gradients_direction_where_adam_takes_its_sign():
+  v = P.Variables(*[jnp.zeros((4,))] * 6)
+  g = v.replace(shape=jnp.array([1.0, 0.01, -0.5, 0.0]))
+  plain = fitting.make_optimizer(LRS, ("shape",))
+  direction = fitting.make_optimizer(LRS, ("shape",), direction_groups=("shape",))
+  lr = dict(LRS)["shape"]
+  up_plain, _ = plain.update(g, plain.init(v), v)
+  up_dir, state = direction.update(g, direction.init(v), v)
+  # Adam: every coefficient with a gradient takes (almost) a full step, the tiny one included
+  np.testing.assert_allclose(np.asarray(up_plain.shape)[:3], [-lr, -lr, lr], rtol=1e-3)
+  # the shared second moment: the step is -lr g / rms(g), proportional to the gradient
+  rms = float(np.sqrt(np.mean(np.square(np.asarray(g.shape)))))
+  np.testing.assert_allclose(np.asarray(up_dir.shape), -lr * np.asarray(g.shape) / rms, rtol=1e-4)
+  with pytest.raises(ValueError, match="unknown parameter group"):
+    fitting.Stage("s", 3, (("align", 1.0),), ("shape",), direction_groups=("nose",))
+
+
 # ----------------------------------------------------------------------------- compiled steps (tiny scene)
 
 @pytest.fixture(scope="module")

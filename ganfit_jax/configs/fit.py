@@ -92,13 +92,16 @@ def get_config(preset: str = "fast"):
   c.stage_order = ("align", "full")
   # each stage: steps, lr_scale, the groups that move, solver ('adam'; or 'newton' for stages without image
   # terms: damped Newton iterations, fitting.newton_step; measured in WORKSPACE.md "Geometry": better from
-  # GANFit++'s start, saturates expressions from the mean face, so not the default) and the loss weights
+  # GANFit++'s start, saturates expressions from the mean face, so not the default), direction_groups (groups
+  # whose Adam step follows the gradient's direction over the whole group instead of each coefficient's sign:
+  # fitting.scale_by_adam_direction) and the loss weights
   c.stages = ml_collections.ConfigDict()
   c.stages.align = ml_collections.ConfigDict(dict(
-      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"), solver="adam",
+      steps=100, lr_scale=3.0, groups=("shape", "expression", "camera", "focal"), solver="adam", direction_groups=(),
       weights=ml_collections.ConfigDict(dict(landmark=0.001, align=1.0, dense=1.0, **PRIORS))))
   c.stages.full = ml_collections.ConfigDict(dict(
       steps=120, lr_scale=1.0, groups=("shape", "expression", "texture", "camera", "focal", "light"), solver="adam",
+      direction_groups=(),
       weights=ml_collections.ConfigDict(dict(PAPER_WEIGHTS, align=0.1, dense=0.1, light_chroma=20.0, **FULL_PRIORS))))
   if preset == "paper":
     c.mode = "fit"                 # the paper's GANFit schedule from the mean face
