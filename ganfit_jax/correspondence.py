@@ -12,6 +12,11 @@ the current point). The jaw contour (iBUG 0-16) is a silhouette: its points get 
 slide over them as the head turns (:func:`ganfit_jax.objective.landmarks_2d`); the slab's direction is
 learned the same way.
 
+The same search runs on any :class:`View` with a mesh, a camera and the detector's points: ``tools/
+learn_landmarks.py --source=photos`` builds them from real photos, the model fitted to another detector's
+points (MediaPipe's) giving the mesh, so the correspondence follows where the detector puts its points on
+real faces rather than on renders (the shipped 68 are learned so).
+
 Entry point: ``tools/learn_landmarks.py`` (writes ``ganfit_jax/weights/landmarks_<model>.npz``, which
 :func:`ganfit_jax.morphable.load` applies). Everything here is numpy on the host except the renders.
 """

@@ -252,3 +252,17 @@ def test_landmark_confidence_is_learned_stored_and_weights_the_terms(ict_model, 
     morphable.with_landmarks(m, c, b, None, None, (-s, np.asarray(m.dense_scatter)))
   with pytest.raises(ValueError, match="scatter must be"):
     objective.dense_targets([None], int(m.dense_corners.shape[0]), 0.0, np.ones(3))
+
+
+def test_learning_from_photos_is_for_dlibs_68_only(tmp_path):
+  """tools/learn_landmarks.py --source=photos fits the photos' geometry to the dense points, so it refuses to
+  learn the dense points themselves: a message, exit 2, nothing written."""
+  import subprocess
+  import sys
+  from conftest import ROOT
+  out = tmp_path / "lm.npz"
+  r = subprocess.run([sys.executable, f"{ROOT}/tools/learn_landmarks.py", "--source=photos", "--points=dense",
+                      f"--out={out}"], capture_output=True, text=True, timeout=300)
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert "--source=photos learns dlib's 68" in r.stderr and "Traceback" not in r.stderr
+  assert not out.exists()

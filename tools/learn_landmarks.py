@@ -5,17 +5,21 @@
   python tools/learn_landmarks.py --model=m.npz --into   # a converted model: written into its own file
   python tools/learn_landmarks.py --train=40 --test=20 --out=/tmp/lm.npz   # a quick run
   python tools/learn_landmarks.py --points=dense --keep   # only the scatter (per-point confidence)
+  python tools/learn_landmarks.py --source=photos --train=300 --test=100   # the 68 from real DevTrain photos
 
 Renders --train random faces of the model (and --test more with another seed, held out), runs the detector
 on each and learns its points' surface positions: --points=68: dlib's 68 (the 51 inner points as surface
 points, the 17 jaw points as sliding contours); --points=dense: MediaPipe's 478 face-mesh points (each
 started at the vertex nearest its detections, then refined on the surface). Prints the agreement (NME,
 outer-eye-corner distance) between the detector's points and the model's, before and after, on the held-out
-renders. Each point's scatter around the model's point on the training renders (RMS, outer-eye-corner
-distance) is written with it: the per-point confidence the fit can weight by (config landmark_confidence);
---keep measures only that for the model's present correspondence. The output keeps the other detector's
-correspondence of the model. The file is keyed to the
-model's mesh; ``morphable.load`` applies the shipped file of a named model, ``--into`` writes the
+renders. --source=photos learns dlib's 68 from real photos instead (DevTrain LFW, see the flag): the
+model's geometry on each photo is fitted to MediaPipe's dense points alone, so dlib's points there are an
+independent target; the renders' GAN faces make dlib place some points (brows, the jaw) otherwise than on
+real faces (WORKSPACE.md "Landmark correspondences learned from photos"). Each point's scatter around
+the model's point on the training views (RMS, outer-eye-corner distance) is written with it: the per-point
+confidence the fit can weight by (config landmark_confidence); --keep measures only that for the model's
+present correspondence. The output keeps the other detector's correspondence of the model. The file is
+keyed to the model's mesh; ``morphable.load`` applies the shipped file of a named model, ``--into`` writes the
 correspondence into a converted model file instead. Exits 2 on bad flags, 3 on a missing or unreadable model.
 """
 
@@ -42,6 +46,14 @@ flags.DEFINE_bool("start_fixed", True, "--points=68: start from the model's hand
 flags.DEFINE_bool("keep", False, "Keep the model's correspondence for --points; only measure the detector's "
                   "per-point scatter around it (the landmark confidence, MorphableModel.landmark_scatter / "
                   "dense_scatter) and write it.")
+flags.DEFINE_enum("source", "renders", ["renders", "photos"], "Where the detector's points come from: "
+                  "'renders' (random faces of the model rendered by the project, exact geometry) or 'photos' "
+                  "(--points=68 only: the first photo of each DevTrain LFW person, --train people then --test "
+                  "more held out; the model fitted to MediaPipe's dense points alone (the fast preset's landmark "
+                  "stage, 300 steps, the 68 unused) gives the geometry, dlib's 68 on the photo the target; starts "
+                  "from the model's present correspondence).")
+flags.DEFINE_string("faces_cache", "work/lfw_faces.jsonl", "--source=photos: cache of the photos' detected faces "
+                    "(ganfit_jax.data.lfw.detect_cache; missing photos are detected and added).")
 flags.DEFINE_string("picture", None, "Write a PNG of held-out renders with the detector's (green) and the "
                     "model's points before (red) and after (blue).")
 
@@ -54,6 +66,47 @@ def _views(scene, n, seed, backgrounds, keep_images=False):
                                       yaw_deg=FLAGS.yaw, backgrounds=backgrounds, keep_images=keep_images,
                                       progress=lambda s: print("  " + s, flush=True))
   print(f"{len(views)} of {n} renders detected ({time.time() - t:.0f} s)", flush=True)
+  return views
+
+
+def _photo_views(names, keep_images=False):
+  """--source=photos: one View a DevTrain photo (the canvas, its fitted geometry, dlib's 68 on the canvas);
+  photos without a face or without MediaPipe's points are skipped."""
+  from ganfit_jax import correspondence, face, morphable
+  from ganfit_jax.configs import fit as fit_config
+  from ganfit_jax.data import lfw
+  from ganfit_jax.reconstruct import Reconstructor
+  import jax
+  cfg = fit_config.get_config("fast")
+  cfg.model, cfg.mode, cfg.stage_order = FLAGS.model, "fit", ("align",)
+  cfg.stages.align.steps = 300
+  cfg.stages.align.weights.align = cfg.stages.align.weights.landmark = 0.0
+  rec = Reconstructor(cfg)
+  root = lfw.root()
+  rels = [f"{n}/{n}_0001.jpg" for n in names]
+  t = time.time()
+  found = lfw.detect_cache(root, rels, FLAGS.faces_cache)
+  items = []
+  for rel in rels:
+    fl = found.get(rel) or []
+    if fl:
+      lm = np.asarray(fl[lfw.subject_face(fl, fl[0]["shape"])]["landmarks"], np.float32)
+      p = face.from_landmarks(face.load_image(os.path.join(root, "images_deepfunneled", rel)), lm,
+                              cfg.canvas_size, dense=True)
+      if p.dense is not None:
+        items.append(p)
+  views, batch = [], 16
+  for k in range(0, len(items), batch):
+    chunk = items[k:k + batch]
+    results = rec.fit(chunk + [chunk[0]] * (batch - len(chunk)), ["photo"] * batch)[:len(chunk)]
+    for p, r in zip(chunk, results):
+      f = jax.device_get(r.face)
+      verts = np.asarray(morphable.vertices(rec.model, f.shape, f.expression), np.float32)
+      views.append(correspondence.View(vertices=verts, camera=np.asarray(f.camera, np.float64),
+                                       size=cfg.canvas_size, detected=np.asarray(p.landmarks, np.float64),
+                                       image=p.canvas if keep_images else None))
+    print(f"  fitted {len(views)}/{len(items)} photos", flush=True)
+  print(f"{len(views)} of {len(names)} photos with both detectors' points ({time.time() - t:.0f} s)", flush=True)
   return views
 
 
@@ -83,9 +136,13 @@ def _learn_68(model, train, test):
         f"(deg) {turns.round(1).tolist()}, outer ends (mm) {outside.round(1).tolist()}", flush=True)
 
   def rows(views):
-    return [("hand-picked vertices", correspondence.agreement(model, views, c0, b0)),
-            ("learned surface points, fixed jaw", correspondence.agreement(model, views, corners, bary)),
-            ("learned, sliding jaw", correspondence.agreement(model, views, corners, bary, contour))]
+    start = "hand-picked vertices" if FLAGS.source == "renders" else "the model's present points, fixed jaw"
+    present = [("the model's present points, its sliding jaw",
+                correspondence.agreement(model, views, c0, b0, np.asarray(model.contour)))] \
+        if FLAGS.source == "photos" and model.contour.shape[1] else []
+    return [(start, correspondence.agreement(model, views, c0, b0))] + present + [
+        ("learned surface points, fixed jaw", correspondence.agreement(model, views, corners, bary)),
+        ("learned, sliding jaw", correspondence.agreement(model, views, corners, bary, contour))]
   meta = dict(detector="dlib 68 (ganfit_jax.face.detect, default front end)", jaw_turns_deg=turns.round(2).tolist(),
               jaw_outside_mm=outside.round(2).tolist(), jaw_sliding=sliding.tolist())
   learned = morphable.with_landmarks(model, corners, bary, contour, scatter=(
@@ -142,7 +199,11 @@ def main(argv):
   from ganfit_jax.data import lfw
   try:
     shipped = morphable.load(FLAGS.model, "learned")
-    fixed = FLAGS.points == "68" and FLAGS.start_fixed and not FLAGS.keep
+    if FLAGS.source == "photos" and FLAGS.points != "68":
+      print("error: --source=photos learns dlib's 68 (--points=68): the photos' geometry comes from the dense "
+            "points", file=sys.stderr)
+      return 2
+    fixed = FLAGS.points == "68" and FLAGS.start_fixed and not FLAGS.keep and FLAGS.source == "renders"
     model = morphable.load(FLAGS.model, "vertices") if fixed else shipped
     scene = scene_lib.make(model, texture_models.load(FLAGS.texture))
   except (AssetError, ValueError, OSError) as e:
@@ -152,8 +213,12 @@ def main(argv):
   people = [n for n, _ in lfw.read_people(os.path.join(root, "peopleDevTrain.txt"))]
   backgrounds = [lfw.image_path(root, p, 1) for p in people[:400]]
   t0 = time.time()
-  train = _views(scene, FLAGS.train, FLAGS.seed, backgrounds)
-  test = _views(scene, FLAGS.test, FLAGS.seed + 1, backgrounds[::-1], bool(FLAGS.picture)) if FLAGS.test else []
+  if FLAGS.source == "photos":
+    train = _photo_views(people[:FLAGS.train])
+    test = _photo_views(people[FLAGS.train:FLAGS.train + FLAGS.test], bool(FLAGS.picture)) if FLAGS.test else []
+  else:
+    train = _views(scene, FLAGS.train, FLAGS.seed, backgrounds)
+    test = _views(scene, FLAGS.test, FLAGS.seed + 1, backgrounds[::-1], bool(FLAGS.picture)) if FLAGS.test else []
   learn = _keep if FLAGS.keep else _learn_68 if FLAGS.points == "68" else _learn_dense
   try:
     learned, rows, meta, point_sets, groups = learn(model, train, test)
@@ -162,7 +227,8 @@ def main(argv):
     return 2
   for name, views in (("training", train), ("held-out", test)):
     if views:
-      print(f"\n## Detector vs model points on {len(views)} {name} renders of {model.name} (NME, outer eye corners)\n")
+      print(f"\n## Detector vs model points on {len(views)} {name} {FLAGS.source} of {model.name} (NME, outer eye "
+            "corners)\n")
       _table(rows(views), groups)
   # the other detector's correspondence (and its scatter) stays as the model's shipped file has it
   mine = FLAGS.points == "68"
@@ -172,7 +238,7 @@ def main(argv):
       (shipped.dense_corners, shipped.dense_bary) if mine else None,
       (learned.landmark_scatter, shipped.dense_scatter) if mine else (shipped.landmark_scatter, learned.dense_scatter))
   meta = dict(meta, points=FLAGS.points, train=FLAGS.train, detected=len(train), seed=FLAGS.seed, size=FLAGS.size,
-              yaw_deg=FLAGS.yaw, texture=FLAGS.texture, seconds=round(time.time() - t0, 1))
+              yaw_deg=FLAGS.yaw, texture=FLAGS.texture, source=FLAGS.source, seconds=round(time.time() - t0, 1))
   if FLAGS.into:
     if not os.path.isfile(FLAGS.model):
       print("error: --into needs --model to be a converted .npz path", file=sys.stderr)

@@ -41,7 +41,8 @@ def get_config(preset: str = "fast"):
   c.texture_model = "gan"          # 'gan' (shipped generator), 'pca' (baseline) or an exported .npz
   c.identity_net = "sface"         # asset name or a converted .npz (tools/convert_arcface.py)
   c.landmarks = "learned"          # where the detector's 68 points lie on the model: 'learned' (the correspondence
-                                   # tools/learn_landmarks.py shipped for the model, sliding jaw), 'vertices' (the
+                                   # tools/learn_landmarks.py shipped for the model: the 68 learned on DevTrain
+                                   # photos, the dense points on renders; sliding jaw), 'vertices' (the
                                    # model's hand-picked vertices, fixed jaw) or a correspondence .npz
   c.detector = "combined"          # face detector: 'combined' (YuNet's faces, dlib's points on near-upright
                                    # faces dlib also finds), 'yunet' (YuNet alone) or 'dlib' (frontal HOG alone)
