@@ -33,7 +33,7 @@ def main(argv):
   runtime.configure()
   model = ganfit_jax.load_model("ict")
   idx = jnp.asarray([model.expression_names.index(n) for n in SHAPES])
-  lm = np.asarray(ganfit_jax.landmarks(model, model.mean))
+  lm = np.asarray(model.mean)[np.asarray(model.landmarks)]  # the model's 68 hand-picked vertices
   centre, size = tuple(float(x) for x in lm.mean(0)), FLAGS.size
   u, v = np.meshgrid(np.linspace(0, 1, 128), np.linspace(0, 1, 128))
   texture = jnp.asarray(np.stack([0.6 + 0.3 * np.sin(18 * u), 0.5 + 0.3 * np.sin(14 * v),
