@@ -153,6 +153,10 @@ def scale_by_adam_direction(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-
   so it points along the (averaged) gradient; Adam's per-coefficient scaling would move a coefficient with a
   tiny but steady gradient as far as one with a large gradient. (optax's ``scale_by_adam`` has no option for
   a shared second moment.)"""
+  if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0 and eps > 0.0):
+    raise ValueError(f"scale_by_adam_direction needs 0 <= b1 < 1, 0 <= b2 < 1 and eps > 0; got b1={b1}, b2={b2}, "
+                     f"eps={eps}")
+
   def init(params):
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     scalars = jax.tree_util.tree_map(lambda x: jnp.zeros((), x.dtype), params)

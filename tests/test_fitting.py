@@ -96,6 +96,8 @@ def test_direction_groups_keep_the_gradients_direction_where_adam_takes_its_sign
   np.testing.assert_allclose(np.asarray(up_dir.shape), -lr * np.asarray(g.shape) / rms, rtol=1e-4)
   with pytest.raises(ValueError, match="unknown parameter group"):
     fitting.Stage("s", 3, (("align", 1.0),), ("shape",), direction_groups=("nose",))
+  with pytest.raises(ValueError, match="b1"):
+    fitting.scale_by_adam_direction(b1=1.0)
 
 
 # ----------------------------------------------------------------------------- compiled steps (tiny scene)

@@ -85,6 +85,7 @@ def _photo_views(names, keep_images=False):
   root = lfw.root()
   rels = [f"{n}/{n}_0001.jpg" for n in names]
   t = time.time()
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.faces_cache)), exist_ok=True)
   found = lfw.detect_cache(root, rels, FLAGS.faces_cache)
   items = []
   for rel in rels:
