@@ -112,3 +112,19 @@ def test_huge_videos_are_refused_and_large_ones_scaled_down(tmp_path, monkeypatc
   monkeypatch.setattr(decode, "MAX_SOURCE_SIDE", 200)
   with pytest.raises(decode.VideoInputError, match="250x250; the limit is 200 px"):
     decode.probe(path)
+
+
+def test_per_frame_fits_take_their_own_sparse_expression_weight():
+  # the identity fit keeps the landmark stage's prior; the per-frame fits (shape fixed) take video.sparse_expression
+  import types
+  from ganfit_jax import fitting
+  from ganfit_jax.configs.fit import get_config
+  cfg = get_config()
+  cfg.video.sparse_expression = 3.5
+  rec = types.SimpleNamespace(cfg=cfg, schedule=fitting.schedule_from_config(cfg))
+  sched = clip_lib.track_schedule(rec, steps=7)
+  (stage,) = sched.stages
+  weights = dict(stage.weights)
+  assert weights["sparse_expression"] == 3.5
+  assert dict(rec.schedule.stages[0].weights)["sparse_expression"] == cfg.stages.align.weights.sparse_expression
+  assert "reg_shape" not in weights and stage.groups == ("expression", "camera") and stage.steps == 7

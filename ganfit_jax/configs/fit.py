@@ -87,7 +87,10 @@ def get_config(preset: str = "fast"):
   # and the zero-lag temporal smoother's sigma in frames (0: none)
   # photometric_steps > 0: after them, that many steps a batch with the full stage's image terms (identity,
   # content, pixel) and the light moving: the full-photometric mode (far slower; WORKSPACE.md "Video")
-  c.video = ml_collections.ConfigDict(dict(batch=16, track_steps=120, smooth_frames=1.0, photometric_steps=0))
+  # sparse_expression: the per-frame fits' sparse-expression weight (the identity fit keeps its stages'): with
+  # the shape fixed from the keyframes, the landmark stage's 20 flattens what the face does (WORKSPACE.md "Video")
+  c.video = ml_collections.ConfigDict(dict(batch=16, track_steps=120, smooth_frames=1.0, photometric_steps=0,
+                                           sparse_expression=5.0))
   c.lr = ml_collections.ConfigDict(dict(shape=0.02, expression=0.05, texture=0.01, camera=0.01, focal=0.01,
                                         light=0.02))
   c.stage_order = ("align", "full")

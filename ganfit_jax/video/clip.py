@@ -174,11 +174,13 @@ def _prepare(rec, image, scale, points, crop_points) -> face_lib.PreparedFace:
 
 
 def track_schedule(rec, steps: int = TRACK_STEPS, photometric_steps: int = 0) -> fitting.Schedule:
-  """The per-frame schedule: the config's landmark-stage terms (68, dense, expression priors), camera and
-  expression moving, everything else held (the clip's identity). ``photometric_steps`` > 0 adds a second
-  stage with the config's full-stage terms (identity, content, pixel on a render of the frame, and the
-  landmark terms), camera, expression and light moving: the full-photometric mode, far slower."""
+  """The per-frame schedule: the config's landmark-stage terms (68, dense, expression priors; the
+  sparse-expression weight from ``video.sparse_expression``), camera and expression moving, everything else
+  held (the clip's identity). ``photometric_steps`` > 0 adds a second stage with the config's full-stage
+  terms (identity, content, pixel on a render of the frame, and the landmark terms), camera, expression and
+  light moving: the full-photometric mode, far slower."""
   align = dict(rec.schedule.stages[0].weights)
+  align["sparse_expression"] = float(rec.cfg.video.sparse_expression)
   weights = tuple(sorted((k, v) for k, v in align.items() if k not in ("reg_shape",)))
   stages = [fitting.Stage("track", steps, weights, ("expression", "camera"), lr_scale=TRACK_LR_SCALE)]
   if photometric_steps:
