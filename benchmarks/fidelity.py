@@ -72,8 +72,7 @@ def _fit_all(rec, items, root):
     chunk = items[k:k + FLAGS.batch]
     preps = [face.from_landmarks(face.load_image(os.path.join(root, "images_deepfunneled", rel)), lm,
                                  rec.cfg.canvas_size) for rel, lm in chunk]
-    pad = FLAGS.batch - len(preps)
-    out += rec.fit(preps + [preps[0]] * pad, [rel for rel, _ in chunk] + ["pad"] * pad)[:len(preps)]
+    out += rec.fit(preps, [rel for rel, _ in chunk], batch=FLAGS.batch)
     print(f"  fitted {len(out)}/{len(items)} photos, {time.time() - t0:.0f} s", flush=True)
   return out
 

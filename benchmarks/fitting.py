@@ -100,8 +100,7 @@ def quality():
     preps = []
     for rel, lm in chunk:
       preps.append(face.from_landmarks(face.load_image(os.path.join(root, "images_deepfunneled", rel)), lm, s))
-    pad = FLAGS.batch - len(preps)
-    results = rec.fit(preps + [preps[0]] * pad, [c[0] for c in chunk] + [chunk[0][0]] * pad)[:len(preps)]
+    results = rec.fit(preps, [c[0] for c in chunk], batch=FLAGS.batch)
     for r in results:
       canvas, lm_c = r.prepared.canvas, r.prepared.landmarks
       start = params_lib.to_face(params_lib.init(rec.model, start_latent), rec.model.expression_kind).replace(

@@ -187,9 +187,8 @@ def main(argv):
     chunks = [prepared[k:k + FLAGS.batch] for k in range(0, len(prepared), FLAGS.batch)]
   for chunk in chunks:
     preps = [p for _, p in chunk]
-    pad = 0 if shared else FLAGS.batch - len(preps)
-    results = rec.fit(preps + [preps[0]] * pad, [f"synthetic {i}" for i, _ in chunk] + ["pad"] * pad,
-                      shared_identity=shared)[:len(preps)]
+    results = rec.fit(preps, [f"synthetic {i}" for i, _ in chunk], shared_identity=shared,
+                      batch=None if shared else FLAGS.batch)
     for (i, p), r in zip(chunk, results):
       f = faces[i]
       neutral = np.asarray(jax.device_get(morphable.vertices(model, r.face.shape)))

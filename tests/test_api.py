@@ -48,3 +48,17 @@ def test_version_comes_from_pyproject():
   with open(f"{ROOT}/pyproject.toml", "rb") as fh:
     version = tomllib.load(fh)["project"]["version"]
   assert ganfit_jax.__version__ == version
+
+
+def test_reconstructor_fit_refuses_a_batch_it_cannot_pad():
+  """``Reconstructor.fit(batch=N)`` pads 1..N independent photos; more photos, or a shared identity (copies would
+  weigh in the shared shape), are refused with the reason before any work."""
+  import types
+
+  import pytest
+  from ganfit_jax.reconstruct import Reconstructor
+  fake = types.SimpleNamespace()
+  with pytest.raises(ValueError, match="pads 1 to 2 independent photos; got 3 photos"):
+    Reconstructor.fit(fake, [object()] * 3, ["a", "b", "c"], batch=2)
+  with pytest.raises(ValueError, match="one shared identity"):
+    Reconstructor.fit(fake, [object()] * 2, ["a", "b"], shared_identity=True, batch=4)

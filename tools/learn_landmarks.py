@@ -99,7 +99,7 @@ def _photo_views(names, keep_images=False):
   views, batch = [], 16
   for k in range(0, len(items), batch):
     chunk = items[k:k + batch]
-    results = rec.fit(chunk + [chunk[0]] * (batch - len(chunk)), ["photo"] * batch)[:len(chunk)]
+    results = rec.fit(chunk, ["photo"] * len(chunk), batch=batch)
     for p, r in zip(chunk, results):
       f = jax.device_get(r.face)
       verts = np.asarray(morphable.vertices(rec.model, f.shape, f.expression), np.float32)

@@ -226,10 +226,9 @@ def _fit_unit(rec, unit: stream.Unit, batch: int, mesh, devices: int, out_dir: s
   rec.prefetch_outputs(faces[0])  # the first unit: the outputs' programs get ready while it fits
   try:
     if unit.person is None:
-      pad = batch - len(faces)  # a fixed batch: one compiled program for every batch of the job
-      keys = [inputs.seed(it) for it in items]
-      results = rec.fit(faces + [faces[0]] * pad, [it.path for it in items] + [items[0].path] * pad,
-                        mesh=mesh, photo_keys=keys + keys[:1] * pad, progress=fit_progress)[:len(faces)]
+      # a fixed batch: one compiled program for every batch of the job
+      results = rec.fit(faces, [it.path for it in items], mesh=mesh, photo_keys=[inputs.seed(it) for it in items],
+                        progress=fit_progress, batch=batch)
     else:
       group_mesh = mesh if (mesh is not None and len(faces) % devices == 0) else None
       results = rec.fit(faces, [it.path for it in items], shared_identity=True, mesh=group_mesh,
