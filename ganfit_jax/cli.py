@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import sys
@@ -175,6 +176,13 @@ def check(req: Request, cfg) -> Optional[str]:
       return f"--max_frames={req.max_frames} must be >= 1"
     if req.keyframes < 1:
       return f"--keyframes={req.keyframes} must be >= 1"
+    v = cfg.video
+    for name, low in (("batch", 1), ("track_steps", 1), ("smooth_frames", 0), ("photometric_steps", 0),
+                      ("sparse_expression", 0)):
+      x = float(v[name])
+      if not (math.isfinite(x) and x >= low) or (low == 1 and x != int(x)):
+        return (f"--config.video.{name}={v[name]} must be " + ("an integer >= 1" if low == 1 else "finite and >= 0")
+                + " (configs/fit.py documents every field)")
     from ganfit_jax.video import decode
     try:
       decode.parse_range(req.frames)

@@ -299,6 +299,13 @@ def test_request_checks_in_the_library():
   assert "apply to --image" in cli.check(cli.Request(out="o", input_dir=ROOT, landmarks="x.pts"), cfg)
   assert cli.check(cli.Request(out="/nonexistent/o", image=lfw_photo("AJ_Cook"), mode="regress"), cfg) is None
   assert cfg.mode == "regress"
+  clip = os.path.join(ROOT, "README.md")  # any file: the video's own checks come later
+  for field, value, why in (("sparse_expression", -1.0, "finite and >= 0"), ("batch", 0, "an integer >= 1"),
+                            ("smooth_frames", float("nan"), "finite and >= 0")):
+    bad = get_config("tiny")
+    bad.video[field] = value
+    msg = cli.check(cli.Request(out="/nonexistent/o", video=clip), bad)
+    assert msg is not None and f"--config.video.{field}=" in msg and why in msg, msg
 
 
 # ----------------------------------------------------------------------------- a video
