@@ -40,8 +40,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   mesh = local_mesh()
-  pad = -len(prepared) % mesh.size  # the batch must split evenly over the devices: repeat the last photo
-  results = rec.fit(prepared + [prepared[-1]] * pad, photos + [photos[-1]] * pad, mesh=mesh)[:len(photos)]
+  # the batch must split evenly over the devices: padded with copies of the first photo, their results dropped
+  results = rec.fit(prepared, photos, mesh=mesh, batch=len(prepared) + (-len(prepared) % mesh.size))
   print(f"{len(photos)} photos in one batch on {mesh.size} device(s) ({jax.default_backend()}), "
         f"{results[0].seconds:.1f} s, preset {FLAGS.preset}")
   print(f"{'photo':<36}{'shape rms (sigma)':>18}{'max expression':>16}{'yaw (deg)':>11}{'landmark RMSE px':>18}")
