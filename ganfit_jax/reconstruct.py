@@ -104,14 +104,18 @@ class Reconstructor:
     :func:`ganfit_jax.fitting.fit` (shard the batch over devices; per-photo random keys). ``batch``: pad the
     photos to this many with copies of the first, so that every call with up to ``batch`` photos runs one
     compiled program; the copies' results are dropped (not with ``shared_identity``: copies would weigh in)."""
-    if batch is not None:
-      if shared_identity or not 1 <= len(prepared) <= batch:
-        raise ValueError(f"batch={batch} pads 1 to {batch} independent photos; got {len(prepared)} photos"
-                         + (" fitted with one shared identity" if shared_identity else ""))
-      pad = batch - len(prepared)
-      keys = None if photo_keys is None else list(photo_keys) + [photo_keys[0]] * pad
-      return self.fit(list(prepared) + [prepared[0]] * pad, list(sources) + [sources[0]] * pad, progress=progress,
-                      mesh=mesh, photo_keys=keys)[:len(prepared)]
+    if batch is None:
+      return self._fit_batch(prepared, sources, shared_identity, progress, mesh, photo_keys)
+    if shared_identity or not 1 <= len(prepared) <= batch:
+      raise ValueError(f"batch={batch} pads 1 to {batch} independent photos; got {len(prepared)} photos"
+                       + (" fitted with one shared identity" if shared_identity else ""))
+    pad = batch - len(prepared)
+    keys = None if photo_keys is None else list(photo_keys) + [photo_keys[0]] * pad
+    return self._fit_batch(list(prepared) + [prepared[0]] * pad, list(sources) + [sources[0]] * pad, False,
+                           progress, mesh, keys)[:len(prepared)]
+
+  def _fit_batch(self, prepared, sources, shared_identity, progress, mesh, photo_keys) -> List[Result]:
+    """:meth:`fit` of the photos as given (the batch that is compiled)."""
     images = np.stack([p.canvas for p in prepared]).astype(np.float32)
     lms = np.stack([p.landmarks for p in prepared]).astype(np.float32)
     if not np.all(np.isfinite(images)) or not np.all(np.isfinite(lms)):

@@ -61,8 +61,8 @@ def test_one_photo_is_fitted_alone(tmp_path, monkeypatch):
   """--image fits a batch of one photo (a dataset's batch size pads a batch with copies: not for one photo)."""
   from ganfit_jax.reconstruct import Reconstructor
   batches = []
-  fit = Reconstructor.fit
-  monkeypatch.setattr(Reconstructor, "fit", lambda self, prepared, *a, **k: batches.append(len(prepared)) or
+  fit = Reconstructor._fit_batch  # the batch as compiled (after Reconstructor.fit's padding)
+  monkeypatch.setattr(Reconstructor, "_fit_batch", lambda self, prepared, *a, **k: batches.append(len(prepared)) or
                       fit(self, prepared, *a, **k))
   r = run_cli([f"--image={lfw_photo('AJ_Cook')}", f"--out={tmp_path / 'o'}", "--config.batch_size=4",
                "--config.stages.full.steps=0", "--export=arkit"])
