@@ -135,8 +135,8 @@ class Reconstructor:
                                            image_terms=bool(self.cfg.regress_loss_terms), progress=progress)
     else:  # GANFit, or GANFit++ from the regressor's prediction
       targets = objective.prepare_targets(self.scene, images, lms, lw, dense, dw)
-      init = regressor.start(self.regressor, self.scene, targets, shared_identity) if self.mode == "regress_fit" \
-          else None
+      init = regressor.start(self.regressor, self.scene, targets, shared_identity,
+                             float(self.cfg.regress_expression_floor)) if self.mode == "regress_fit" else None
       res = fitting.fit(self.scene, targets, self.schedule, key=key, init=init, shared_identity=shared_identity,
                         progress=progress, mesh=mesh, photo_keys=photo_keys)
     # one transfer to the host, then per-photo slices of NumPy arrays (slicing device arrays one by one runs

@@ -37,6 +37,7 @@ from ganfit_jax import objective
 from ganfit_jax import params as params_lib
 from ganfit_jax.nets.regressor import INPUT_SIZE, Regressor
 from ganfit_jax.scene import Scene
+from ganfit_jax.types import EXPRESSION_BLENDSHAPE
 from ganfit_jax.files import atomic_path
 
 
@@ -212,9 +213,17 @@ def _shared(v: params_lib.Variables) -> params_lib.Variables:
                       for g in ("shape", "texture")})
 
 
-def start(net: RegressorNet, scene: Scene, targets: objective.Target, shared_identity: bool = False):
-  """GANFit++'s starting Variables (B, ...): the prediction (identity averaged when the photos share one)."""
+def start(net: RegressorNet, scene: Scene, targets: objective.Target, shared_identity: bool = False,
+          expression_floor: float = -np.inf):
+  """GANFit++'s starting Variables (B, ...): the prediction (identity averaged when the photos share one).
+
+  ``expression_floor``: a blendshape model's expression logits are raised to at least this (a fit's Adam step
+  moves a logit by about its learning rate, so a shape predicted at a logit far below the fit's neutral start
+  stays at zero through a short fit whatever the photo shows: ``configs/fit.py``'s
+  ``regress_expression_floor``). Gaussian expression coefficients are left as they are."""
   v, _ = predict(net, scene, targets)
+  if scene.model.expression_kind == EXPRESSION_BLENDSHAPE and np.isfinite(expression_floor):
+    v = v.replace(expression=jnp.maximum(v.expression, jnp.float32(expression_floor)))
   return _shared(v) if shared_identity else v
 
 

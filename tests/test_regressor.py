@@ -55,6 +55,32 @@ def test_untrained_network_predicts_the_neutral_start(tiny):
   np.testing.assert_allclose(faces.camera[0], P.to_face(start, sc.model.expression_kind).camera, atol=1e-6)
 
 
+def test_ganfit_plus_plus_starts_no_expression_below_the_floor(tiny):
+  """A network that predicts blendshape logits far below the fit's neutral start (the shipped one gives ~-11:
+  activation 2e-5, out of reach of a short fit's Adam steps) starts the fit at the floor instead; the other
+  groups, and Gaussian expression coefficients, are left as predicted."""
+  from ganfit_jax.types import EXPRESSION_BLENDSHAPE
+  sc, data = tiny
+  t = data.batch(np.arange(3))
+  blend = sc.replace(model=sc.model.replace(expression_kind=EXPRESSION_BLENDSHAPE))
+  for scene in (blend, sc):
+    net = regressor.init(scene, jax.random.key(0), **TINY_NET)
+    params = jax.tree_util.tree_map(lambda x: x, net.params)
+    params["head_expression"]["bias"] = jnp.full_like(params["head_expression"]["bias"], -11.0)
+    net = net.replace(params=params)
+    raw = regressor.start(net, scene, t)
+    floored = regressor.start(net, scene, t, expression_floor=P.EXPRESSION_LOGIT_INIT)
+    for g in P.GROUPS:
+      if g != "expression":
+        np.testing.assert_array_equal(np.asarray(getattr(floored, g)), np.asarray(getattr(raw, g)))
+    if scene is blend:
+      np.testing.assert_allclose(np.asarray(raw.expression), P.EXPRESSION_LOGIT_INIT - 11.0, atol=1e-5)
+      np.testing.assert_array_equal(np.asarray(floored.expression), P.EXPRESSION_LOGIT_INIT)
+    else:  # Gaussian coefficients: no floor
+      np.testing.assert_array_equal(np.asarray(floored.expression), np.asarray(raw.expression))
+      np.testing.assert_allclose(np.asarray(raw.expression), -11.0, atol=1e-5)
+
+
 def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
   """regress mode's report: the landmark terms alone by default (no render), every term on request."""
   sc, data = tiny

@@ -54,6 +54,12 @@ def get_config(preset: str = "fast"):
   c.regressor = "regressor"        # asset name (the shipped ganfit_jax/weights/regressor_cpu.npz) or a .npz of
                                    # tools/train_regressor.py
   c.regress_fit_scale = 1 / 3
+  c.regress_expression_floor = float("-inf")  # GANFit++: raise the prediction's expression logits to at least
+                                   # this before the fit (-4: the fit's own neutral start, activation 0.018). The
+                                   # network starts unused shapes at ~-11 (activation 2e-5), where a short fit's
+                                   # Adam steps cannot bring them back: -4 recovers more expression on expressive
+                                   # faces and adds spurious ones on neutral faces (WORKSPACE.md "Expressions that
+                                   # cannot come back"); -inf (default): the prediction as it is
   c.regress_loss_terms = False     # 'regress': also evaluate the prediction's image loss terms (identity, content,
                                    # pixel: one render and two identity passes a photo, several times the prediction's
                                    # cost) for report.json; False: its landmark and regulariser terms only
