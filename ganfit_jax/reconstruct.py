@@ -47,6 +47,7 @@ class Reconstructor:
     self.mode, self.regressor, self.mode_note = choice.mode, choice.net, choice.note
     if self.mode != "fit":
       self.schedule = regressor.short_schedule(self.schedule, float(cfg.regress_fit_scale))
+    self.expression_floor = regressor.check_expression_floor(cfg.regress_expression_floor)
     from ganfit_jax.texture import detail
     self.writer = Writer(self.out_scene, render_size=cfg.render_size, exports=cfg.export, preset=cfg.preset,
                          mode=self.mode, inits=self.schedule.num_inits,
@@ -136,7 +137,7 @@ class Reconstructor:
     else:  # GANFit, or GANFit++ from the regressor's prediction
       targets = objective.prepare_targets(self.scene, images, lms, lw, dense, dw)
       init = regressor.start(self.regressor, self.scene, targets, shared_identity,
-                             float(self.cfg.regress_expression_floor)) if self.mode == "regress_fit" else None
+                             self.expression_floor) if self.mode == "regress_fit" else None
       res = fitting.fit(self.scene, targets, self.schedule, key=key, init=init, shared_identity=shared_identity,
                         progress=progress, mesh=mesh, photo_keys=photo_keys)
     # one transfer to the host, then per-photo slices of NumPy arrays (slicing device arrays one by one runs

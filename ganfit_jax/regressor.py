@@ -213,6 +213,16 @@ def _shared(v: params_lib.Variables) -> params_lib.Variables:
                       for g in ("shape", "texture")})
 
 
+def check_expression_floor(value) -> float:
+  """``value`` as :func:`start`'s ``expression_floor``: a number below +inf (-inf: no floor); else ValueError
+  naming the fix."""
+  x = float(value)
+  if np.isnan(x) or x == np.inf:
+    raise ValueError(f"--config.regress_expression_floor={value} must be a number below +inf (a logit, e.g. -4; "
+                     "-inf: no floor)")
+  return x
+
+
 def start(net: RegressorNet, scene: Scene, targets: objective.Target, shared_identity: bool = False,
           expression_floor: float = -np.inf):
   """GANFit++'s starting Variables (B, ...): the prediction (identity averaged when the photos share one).
@@ -221,6 +231,7 @@ def start(net: RegressorNet, scene: Scene, targets: objective.Target, shared_ide
   moves a logit by about its learning rate, so a shape predicted at a logit far below the fit's neutral start
   stays at zero through a short fit whatever the photo shows: ``configs/fit.py``'s
   ``regress_expression_floor``). Gaussian expression coefficients are left as they are."""
+  expression_floor = check_expression_floor(expression_floor)
   v, _ = predict(net, scene, targets)
   if scene.model.expression_kind == EXPRESSION_BLENDSHAPE and np.isfinite(expression_floor):
     v = v.replace(expression=jnp.maximum(v.expression, jnp.float32(expression_floor)))
@@ -423,4 +434,5 @@ def load(path: str) -> tuple:
 
 __all__ = ["RegressorNet", "init", "predict", "predict_variables", "regress", "batch_loss", "train_step", "train",
            "prepare_photos", "HostTargets", "save", "load", "group_sizes", "make_module", "make_optimizer", "MODES",
-           "ModeChoice", "resolve_mode", "load_for", "short_schedule", "start", "fast_ganfit"]
+           "ModeChoice", "resolve_mode", "load_for", "short_schedule", "check_expression_floor", "start",
+           "fast_ganfit"]

@@ -256,6 +256,7 @@ def test_every_bad_input_class(tmp_path):
       ([f"--image={good}", "--config.detector=mtcnn"], 2, "detector 'mtcnn'"),
       ([f"--image={good}", "--config.stages.align.weights.landmark=inf"], 2, "must be a finite"),
       ([f"--image={good}", "--config.chunk=0"], 2, "chunk"),
+      ([f"--image={good}", "--config.regress_expression_floor=nan"], 2, "--config.regress_expression_floor"),
   ]
   failures = []
   for args, code, message in cases:

@@ -79,6 +79,9 @@ def test_ganfit_plus_plus_starts_no_expression_below_the_floor(tiny):
     else:  # Gaussian coefficients: no floor
       np.testing.assert_array_equal(np.asarray(floored.expression), np.asarray(raw.expression))
       np.testing.assert_allclose(np.asarray(raw.expression), -11.0, atol=1e-5)
+  for bad in (float("nan"), float("inf")):  # refused with the flag to fix
+    with pytest.raises(ValueError, match="--config.regress_expression_floor"):
+      regressor.start(net, blend, t, expression_floor=bad)
 
 
 def test_prediction_evaluated_with_and_without_the_image_terms(tiny):
